@@ -1,0 +1,46 @@
+"""Reductions over the valid (unmasked) entries of a tensor, shared by the estimators, losses and metrics.
+
+`mask` marks real response tokens (bool, or float 0/1); padding never enters a statistic.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+
+def valid_mask(mask: Tensor, like: Tensor) -> Tensor:
+    """`mask` as a bool tensor of `like`'s shape; a shape mismatch is an error naming both shapes."""
+    if mask.shape != like.shape:
+        raise ValueError(f"mask has shape {tuple(mask.shape)} but the values have shape {tuple(like.shape)}")
+    return mask.bool()
+
+
+def masked_sum(values: Tensor, valid: Tensor) -> Tensor:
+    """Σ values over valid entries (padding may hold inf/nan; it is selected away, never multiplied)."""
+    return torch.where(valid, values, torch.zeros_like(values)).sum()
+
+
+def masked_mean(values: Tensor, valid: Tensor) -> Tensor:
+    """Mean over valid entries; 0 when there are none."""
+    return masked_sum(values, valid) / valid.sum().clamp_min(1)
+
+
+def masked_std(values: Tensor, valid: Tensor) -> Tensor:
+    """Bessel-corrected standard deviation over valid entries, sqrt(Σ(v − mean)² / (n − 1)); 0 when n < 2."""
+    count = valid.sum()
+    mean = masked_mean(values, valid)
+    squares = masked_sum((torch.where(valid, values, mean) - mean) ** 2, valid)
+    return (squares / (count - 1).clamp_min(1)).sqrt()
+
+
+def masked_max(values: Tensor, valid: Tensor) -> Tensor:
+    """Largest valid entry; 0 when there are none."""
+    lowest = torch.finfo(values.dtype).min
+    best = torch.where(valid, values, torch.full_like(values, lowest)).max()
+    return torch.where(valid.any(), best, torch.zeros_like(best))
+
+
+def masked_min(values: Tensor, valid: Tensor) -> Tensor:
+    """Smallest valid entry; 0 when there are none."""
+    return -masked_max(-values, valid)

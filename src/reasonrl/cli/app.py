@@ -1,0 +1,221 @@
+"""The `reasonrl` command. Thin: each command parses arguments and calls one library function."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+
+from reasonrl.config import ConfigError, dump_config, load_config
+
+app = typer.Typer(
+    help="RL post-training of language models on reasoning tasks with verifiable rewards.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+config_app = typer.Typer(help="Inspect the run configuration.", no_args_is_help=True)
+data_app = typer.Typer(help="Inspect prompts and data sources.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+app.add_typer(data_app, name="data")
+
+console = Console()
+errors = Console(stderr=True)
+F = TypeVar("F", bound=Callable[..., Any])
+
+ConfigPath = Annotated[Path | None, typer.Argument(help="YAML config file (default: built-in defaults).")]
+Overrides = Annotated[
+    list[str] | None,
+    typer.Option("--set", "-s", help="Override a field: dotted.key=value (repeatable), e.g. rollout.group_size=4."),
+]
+
+
+def user_errors(command: F) -> F:
+    """Show a user's mistake (bad config, bad data, missing file) as one clear message, exit code 2."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from reasonrl.data import DataError
+
+        try:
+            return command(*args, **kwargs)
+        except (ConfigError, DataError, FileNotFoundError, ValueError) as exc:
+            errors.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True, soft_wrap=True)
+            raise typer.Exit(code=2) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+@app.command()
+@user_errors
+def tasks(
+    gym: Annotated[bool, typer.Option(help="Also list every reasoning-gym generator.")] = True,
+) -> None:
+    """List the built-in tasks, one line each with an example prompt and its answer."""
+    from reasonrl.data import list_tasks
+
+    console.print("[bold]Built-in tasks[/] (a name works as data.train.source or as a data spec):")
+    for info in list_tasks():
+        if gym or info.kind == "preset":
+            prefix = f"{info.name:<26} {info.kind:<6} "
+            if info.example is None:
+                line = prefix + "(needs options: see its reasoning-gym docs)"
+            else:
+                answer = _one_line(str(info.answer), 20)
+                room = max(10, console.width - len(prefix) - len(answer) - 5)
+                line = f"{prefix}{_one_line(info.example, room)}  ->  {answer}"
+            console.print(line, markup=False, highlight=False, overflow="ellipsis", no_wrap=True)
+
+
+def _one_line(text: str, limit: int) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+@config_app.command("show")
+@user_errors
+def config_show(config: ConfigPath = None, overrides: Overrides = None) -> None:
+    """Print the fully resolved config (defaults + file + overrides) as YAML."""
+    sys.stdout.write(dump_config(load_config(config, overrides or [])))
+
+
+@config_app.command("schema")
+def config_schema() -> None:
+    """Print the JSON schema of the config (for editors and validators)."""
+    from reasonrl.config.docs import config_json_schema
+
+    sys.stdout.write(config_json_schema())
+
+
+@config_app.command("docs")
+def config_docs(
+    out: Annotated[Path | None, typer.Option(help="Write to this file instead of standard output.")] = None,
+) -> None:
+    """Print the markdown configuration reference (docs/config.md is this output)."""
+    from reasonrl.config.docs import config_markdown
+
+    text = config_markdown()
+    if out is None:
+        sys.stdout.write(text)
+    else:
+        out.write_text(text, encoding="utf-8")
+        console.print(f"wrote {out}")
+
+
+@app.command("init-model")
+@user_errors
+def init_model_command(
+    out_dir: Annotated[Path, typer.Argument(help="Folder to write the model into.")],
+    preset: Annotated[str, typer.Option(help="Model shape: tiny (byte-level tokenizer) or small (BPE).")] = "tiny",
+    seed: Annotated[int, typer.Option(help="Seed of the random initial weights.")] = 0,
+    corpus: Annotated[
+        list[str] | None,
+        typer.Option(help="Data spec whose text trains the BPE tokenizer (small preset; repeatable)."),
+    ] = None,
+) -> None:
+    """Build a tokenizer and a Qwen2-architecture model from scratch as a Hugging Face folder."""
+    from reasonrl.models import PRESETS, init_model, parameter_count
+    from reasonrl.models.resolve import DEFAULT_CORPUS, task_corpus
+
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
+    text = task_corpus(tuple(corpus) if corpus else DEFAULT_CORPUS) if PRESETS[preset].tokenizer == "bpe" else None
+    folder = init_model(out_dir, preset=preset, seed=seed, corpus=text)
+    from transformers import AutoModelForCausalLM
+
+    count = parameter_count(AutoModelForCausalLM.from_pretrained(folder))
+    console.print(f"wrote {folder}: preset {preset} ({PRESETS[preset].description}), {count:,} parameters")
+
+
+DEMO_RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "demo.yaml"
+
+
+def run_config(config: Path | None, overrides: list[str] | None, run_dir: Path | None, resume: Path | None):  # type: ignore[no-untyped-def]
+    """The config a training command runs: the demo recipe when no file is given; with --resume, the
+    resolved config saved in that run directory (overrides still apply, e.g. to extend train.steps)."""
+    if resume is not None:
+        saved = resume / "config.yaml"
+        if not saved.is_file():
+            raise ValueError(f"--resume {resume}: no config.yaml there; give the run directory of an earlier run")
+        return load_config(saved, [*(overrides or []), f"logging.run_dir={resume}"])
+    extra = [f"logging.run_dir={run_dir}"] if run_dir is not None else []
+    return load_config(config if config is not None else DEMO_RECIPE, [*(overrides or []), *extra])
+
+
+RunDir = Annotated[Path | None, typer.Option("--run-dir", help="Run directory (default: runs/<date>-<time>).")]
+Resume = Annotated[
+    Path | None,
+    typer.Option("--resume", help="Continue the run in this directory from its newest checkpoint."),
+]
+
+
+@app.command()
+@user_errors
+def train(
+    config: ConfigPath = None, overrides: Overrides = None, run_dir: RunDir = None, resume: Resume = None
+) -> None:
+    """Train with RL (GRPO family); with no CONFIG, run the built-in demo on a tiny model."""
+    from reasonrl.pipelines.sync import train as run_training
+    from reasonrl.tracking import summary_table
+
+    settings = run_config(config, overrides, run_dir, resume)
+    if config is None and resume is None:
+        console.print(f"[bold]reasonrl demo[/]: {DEMO_RECIPE.name} (a tiny model learns 3-term sums on the CPU)")
+    summary = run_training(
+        settings, resume=resume is not None, console=console, on_warmup_step=_warmup_printer(settings)
+    )
+    console.print(summary_table(summary))
+    console.print(f"run directory: [bold]{summary['run_dir']}[/]")
+
+
+@app.command()
+@user_errors
+def sft(config: ConfigPath = None, overrides: Overrides = None, run_dir: RunDir = None) -> None:
+    """Run only the supervised warm-up stage (train.warmup) and save the model in RUN_DIR/warmup_model."""
+    from reasonrl.pipelines.sft import run_sft
+
+    settings = run_config(config, overrides, run_dir, None)
+    folder = run_sft(settings, on_step=_warmup_printer(settings))
+    console.print(f"warm-up model: [bold]{folder}[/]")
+
+
+def _warmup_printer(settings: Any) -> Any:
+    every = max(1, settings.train.warmup.steps // 10)
+
+    def show(step: int, metrics: dict[str, float]) -> None:
+        if step % every == 0 or step == settings.train.warmup.steps:
+            console.print(f"warm-up {step}/{settings.train.warmup.steps}  loss {metrics['sft/loss']:.4f}")
+
+    return show
+
+
+@data_app.command("preview")
+@user_errors
+def data_preview(
+    spec: Annotated[str, typer.Argument(help="Data spec, e.g. sum, chain_sum?num_terms=3, gsm8k:test.jsonl.")],
+    n: Annotated[int, typer.Option("-n", help="Prompts to show.")] = 5,
+    config: Annotated[Path | None, typer.Option(help="Config whose model and data.format render the prompts.")] = None,
+    overrides: Overrides = None,
+) -> None:
+    """Show prompts exactly as the model will see them (through its chat template), with their answers."""
+    from transformers import AutoTokenizer
+
+    from reasonrl.data import load_prompts, render_prompt
+    from reasonrl.models.resolve import resolve_model_path
+
+    run = load_config(config, overrides or [])
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model_path(run.model.path))
+    prompts = load_prompts(spec)
+    for prompt in prompts[:n]:
+        console.rule(f"[bold]{prompt.id}[/]  task={prompt.task}  answer={prompt.answer!r}")
+        console.print(render_prompt(prompt, tokenizer, run.data.format), markup=False, highlight=False)
+    console.print(f"[dim]{min(n, len(prompts))} of {len(prompts)} prompts; model {run.model.path}[/]")
+
+
+def main() -> None:
+    app()

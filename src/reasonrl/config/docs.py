@@ -1,0 +1,86 @@
+"""Generate `docs/config.md` from the config models, so the reference can never drift from the code."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pydantic import BaseModel
+from pydantic.fields import FieldInfo
+from pydantic_core import PydanticUndefined
+
+from reasonrl.config.errors import section_type
+from reasonrl.config.schema import RunConfig
+
+HEADER = """# Configuration reference
+
+Generated from `src/reasonrl/config/` by `reasonrl config docs --out docs/config.md`; a test fails when
+this file is stale. Every key has a default; unknown keys are errors that name the closest valid key.
+
+Set values in a YAML file (`reasonrl train run.yaml`) or on the command line
+(`--set rollout.group_size=4 --set algorithm.clip_high=0.28`); values are read as YAML, so `4` is an
+int, `true` a bool and `[a, b]` a list. `reasonrl config show run.yaml --set ...` prints the resolved
+config; `reasonrl config schema` prints the JSON schema.
+
+A data source (`data.train`, `data.eval`) can also be written as one string,
+`[KIND:]SOURCE[?key=value&...]`, e.g. `gsm8k:data/test.jsonl?size=200` or `chain_sum?num_terms=3`:
+keys naming a data-source field set it, other keys are task-generator options.
+"""
+
+
+def _type_name(annotation: Any) -> str:
+    text = getattr(annotation, "__name__", None) if isinstance(annotation, type) else None
+    text = text or str(annotation).replace("typing.", "")
+    return (
+        text.replace("NoneType", "None")
+        .replace("reasonrl.config.schema.", "")
+        .replace("reasonrl.config.data_source.", "")
+    )
+
+
+def _default(info: FieldInfo) -> str:
+    if info.default_factory is not None:
+        value = info.default_factory()  # type: ignore[call-arg]
+    elif info.default is PydanticUndefined:
+        return "(required)"
+    else:
+        value = info.default
+    if isinstance(value, BaseModel):
+        return "(section)"
+    return f"`{json.dumps(value, default=str)}`"
+
+
+def _rows(model: type[BaseModel], prefix: str, sections: list[tuple[str, type[BaseModel]]]) -> list[str]:
+    rows = []
+    for name, info in model.model_fields.items():
+        key = f"{prefix}{name}"
+        sub = section_type(info.annotation)
+        if sub is not None:
+            sections.append((key, sub))
+            default = "`null` (optional)" if info.default is None else "see below"
+            rows.append(f"| `{key}` | section `{sub.__name__}` | {default} | {info.description} |")
+            continue
+        description = (info.description or "").replace("|", "\\|")
+        rows.append(f"| `{key}` | `{_type_name(info.annotation)}` | {_default(info)} | {description} |")
+    return rows
+
+
+def config_markdown() -> str:
+    """The whole reference: one table per section, in declaration order, nested sections after."""
+    parts = [HEADER]
+    pending: list[tuple[str, type[BaseModel]]] = [
+        (name, section_type(info.annotation))  # type: ignore[misc]
+        for name, info in RunConfig.model_fields.items()
+    ]
+    while pending:
+        key, model = pending.pop(0)
+        nested: list[tuple[str, type[BaseModel]]] = []
+        parts.append(f"\n## `{key}`\n\n{(model.__doc__ or '').strip()}\n")
+        parts.append("| key | type | default | description |\n|---|---|---|---|")
+        parts.extend(_rows(model, f"{key}.", nested))
+        pending = nested + pending
+    return "\n".join(parts) + "\n"
+
+
+def config_json_schema() -> str:
+    return json.dumps(RunConfig.model_json_schema(), indent=2) + "\n"

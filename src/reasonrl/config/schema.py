@@ -1,0 +1,301 @@
+"""The run configuration: one pydantic model per section, validated before anything starts.
+
+Defaults reproduce the built-in demo; every field documents itself (see `docs/config.md`, generated from
+this file). Cross-field rules live in `RunConfig` and explain the relationship they enforce.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from reasonrl.config.base import Section
+from reasonrl.config.data_source import DataSource, known_verifier
+
+
+class LoraConfig(Section):
+    """Low-rank adapters through `peft`; only the adapters are trained."""
+
+    enabled: bool = Field(False, description="Train LoRA adapters instead of all weights.")
+    r: int = Field(16, ge=1, description="Adapter rank.")
+    alpha: float = Field(32.0, gt=0, description="LoRA scaling numerator (scale = alpha / r).")
+    dropout: float = Field(0.0, ge=0, lt=1, description="Dropout on the adapter input.")
+    target_modules: list[str] = Field(
+        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+        min_length=1,
+        description="Names of the linear layers that get adapters.",
+    )
+
+
+class ModelConfig(Section):
+    """The policy model."""
+
+    path: str = Field(
+        "builtin:tiny",
+        min_length=1,
+        description="Hugging Face model folder, or builtin:tiny / builtin:small to build one with `init-model`.",
+    )
+    dtype: Literal["float32", "bfloat16", "float16", "auto"] = Field(
+        "float32", description="Parameter dtype of the learner (auto = as saved in the folder)."
+    )
+    attn_implementation: Literal["auto", "eager", "sdpa", "flash_attention_2"] = Field(
+        "auto", description="Attention kernel passed to transformers (auto = sdpa when available)."
+    )
+    gradient_checkpointing: bool = Field(False, description="Recompute activations in backward to save memory.")
+    trust_remote_code: bool = Field(False, description="Allow model code shipped inside the folder.")
+    lora: LoraConfig = Field(default_factory=LoraConfig, description="LoRA adapters.")
+
+
+class PromptFormat(Section):
+    """How a `Prompt` becomes the string the model sees."""
+
+    template: Literal["auto", "chat", "plain"] = Field(
+        "auto",
+        description="chat = the tokenizer's chat template; plain = `plain_template`; auto = chat if any.",
+    )
+    system_prompt: str | None = Field(None, description="System message prepended to every prompt.")
+    instruction: str | None = Field(
+        None,
+        description="Answer-format instruction appended to the question (e.g. 'Put the answer in \\boxed{}.').",
+    )
+    plain_template: str = Field(
+        "{system}{question}{instruction}",
+        description="Template for plain rendering; {system} renders as system prompt + blank line and "
+        "{instruction} as newline + instruction when set, else as nothing.",
+    )
+
+    @field_validator("plain_template")
+    @classmethod
+    def _has_question(cls, value: str) -> str:
+        if "{question}" not in value:
+            raise ValueError("plain_template must contain {question}, else the model never sees the problem")
+        return value
+
+
+class DataConfig(Section):
+    """Training and held-out prompts."""
+
+    train: DataSource = Field(default_factory=DataSource, description="Training prompts.")
+    eval: DataSource | None = Field(
+        None,
+        description="Held-out prompts; None = the training task drawn with another seed, training questions "
+        "removed (a file source needs an explicit data.eval).",
+    )
+    format: PromptFormat = Field(default_factory=PromptFormat, description="Prompt rendering.")
+    shuffle: bool = Field(True, description="Reshuffle the training prompts every epoch.")
+    seed: int = Field(0, description="Seed of the epoch shuffling.")
+
+
+class RewardTerm(Section):
+    """One weighted component of the reward."""
+
+    name: str = Field(
+        "math",
+        min_length=1,
+        description="Verifier name (math, exact, numeric, countdown, format, overlong, gym) or your own "
+        "function as 'package.module:function' or 'path/to/file.py:function'.",
+    )
+    weight: float = Field(1.0, description="Weight of this component in the sum.")
+    options: dict[str, Any] = Field(default_factory=dict, description="Keyword options of the verifier.")
+
+    @field_validator("name")
+    @classmethod
+    def _known_verifier(cls, value: str) -> str:
+        return known_verifier(value)
+
+
+class RewardConfig(Section):
+    """How responses are scored."""
+
+    functions: list[RewardTerm] = Field(
+        default_factory=list,
+        description="Weighted reward components; empty = the data source's own verifier with weight 1.",
+    )
+    timeout_seconds: float = Field(
+        10.0,
+        gt=0,
+        description="Wall-clock limit per response; a slower verifier scores 0 with the error kept.",
+    )
+    workers: int = Field(
+        2,
+        ge=0,
+        description="Reward worker processes (0 = score in the main process, still with the timeout).",
+    )
+
+
+class RolloutConfig(Section):
+    """Generation of responses."""
+
+    engine: Literal["auto", "hf", "vllm"] = Field(
+        "auto", description="Rollout engine: hf (transformers), vllm, or auto (chosen by measurement)."
+    )
+    group_size: int = Field(8, ge=1, description="Responses sampled per prompt (the GRPO group, n).")
+    batch_size: int = Field(64, ge=1, description="Responses per training step (prompts per step x group_size).")
+    max_new_tokens: int = Field(32, ge=1, description="Longest response in tokens; longer ones finish as `length`.")
+    temperature: float = Field(1.0, ge=0, description="Sampling temperature (0 = greedy).")
+    top_p: float = Field(1.0, gt=0, le=1, description="Nucleus sampling mass.")
+    top_k: int = Field(0, ge=0, description="Sample among the k most likely tokens (0 = off).")
+    stop: list[str] = Field(default_factory=list, description="Extra stop strings besides the tokenizer's EOS.")
+
+
+class AlgorithmConfig(Section):
+    """Advantages, policy loss, KL and reward."""
+
+    advantage: Literal["grpo", "dr_grpo", "rloo", "reinforce_pp", "reinforce_pp_baseline"] = Field(
+        "grpo", description="Advantage estimator."
+    )
+    advantage_scale: Literal["group", "batch", "none"] = Field(
+        "group", description="GRPO: divide by the group's std, the batch's std, or not at all."
+    )
+    policy_loss: Literal["ppo", "gppo", "gspo", "gspo_token", "cispo"] = Field(
+        "ppo",
+        description="Policy loss: ppo (token ratio, clip), gspo / gspo_token (sequence ratio), gppo "
+        "(gradient-preserving clip), cispo (clipped IS weight on the REINFORCE term). See docs/algorithms.md.",
+    )
+    correction: Literal["none", "decoupled", "tis", "icepop"] = Field(
+        "none",
+        description="Correction for the gap between the engine's behaviour log-probs and the learner's: "
+        "decoupled (AReaL), tis (truncated IS), icepop (mask outside [icepop_low, icepop_high]).",
+    )
+    tis_cap: float = Field(2.0, ge=1, description="TIS: importance weights above this are truncated to it.")
+    icepop_low: float = Field(
+        0.5, ge=0, le=1, description="IcePop: tokens whose pi_old/pi_behaviour < this get no gradient."
+    )
+    icepop_high: float = Field(
+        5.0, ge=1, description="IcePop: tokens whose pi_old/pi_behaviour > this get no gradient."
+    )
+    clip_low: float = Field(0.2, ge=0, lt=1, description="PPO clip: ratio lower bound is 1 - clip_low.")
+    clip_high: float = Field(0.2, ge=0, description="PPO clip: ratio upper bound is 1 + clip_high (DAPO: 0.28).")
+    dual_clip: float | None = Field(
+        None, gt=1, description="Dual-clip bound c on negative-advantage tokens (None = off; typical 3.0)."
+    )
+    loss_aggregation: Literal["token-mean", "seq-mean-token-mean", "seq-mean-token-sum", "seq-mean-token-sum-norm"] = (
+        Field(
+            "token-mean",
+            description="How per-token losses become one number (seq-mean-token-sum-norm = Dr.GRPO).",
+        )
+    )
+    kl_coef: float = Field(0.0, ge=0, description="Weight of the KL penalty to the reference model (0 = no reference).")
+    kl_estimator: Literal["k1", "k2", "k3"] = Field("k3", description="KL estimator (Schulman's k1/k2/k3).")
+    kl_in_reward: bool = Field(False, description="Subtract the KL from the reward instead of adding it to the loss.")
+    entropy_coef: float = Field(0.0, ge=0, description="Entropy bonus weight.")
+    reward: RewardConfig = Field(default_factory=RewardConfig, description="Reward functions.")
+
+
+class WarmupConfig(Section):
+    """Supervised warm-up before RL (the demo uses it so the policy starts with some answers right)."""
+
+    steps: int = Field(0, ge=0, description="Supervised steps on (prompt, answer) pairs before RL (0 = none).")
+    lr: float = Field(1e-3, gt=0, description="Learning rate of the warm-up.")
+    batch_size: int = Field(32, ge=1, description="Examples per warm-up step.")
+
+
+class TrainConfig(Section):
+    """The learner."""
+
+    steps: int = Field(100, ge=0, description="RL steps (one rollout batch each).")
+    seed: int = Field(0, description="Seed of torch, sampling and shuffling.")
+    lr: float = Field(1e-5, gt=0, description="Peak learning rate (AdamW).")
+    lr_schedule: Literal["constant", "cosine", "linear"] = Field("constant", description="Decay after warm-up.")
+    lr_warmup_steps: int = Field(0, ge=0, description="Linear learning-rate warm-up steps.")
+    weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay.")
+    adam_betas: tuple[float, float] = Field((0.9, 0.999), description="AdamW betas.")
+    grad_clip: float = Field(1.0, ge=0, description="Clip the gradient norm to this (0 = off).")
+    ppo_epochs: int = Field(1, ge=1, description="Passes over each rollout batch.")
+    mini_batches: int = Field(1, ge=1, description="Optimizer steps per pass (the batch is split by groups).")
+    micro_batch_tokens: int = Field(8192, ge=1, description="Token budget of one forward/backward (grad accumulation).")
+    num_threads: int = Field(0, ge=0, description="torch intra-op threads (0 = physical cores minus one, at least 1).")
+    max_nonfinite_steps: int = Field(
+        3,
+        ge=1,
+        description="Stop (with a checkpoint) after this many consecutive steps with a non-finite loss.",
+    )
+    warmup: WarmupConfig = Field(default_factory=WarmupConfig, description="Supervised warm-up stage.")
+
+    @field_validator("adam_betas")
+    @classmethod
+    def _betas_in_range(cls, value: tuple[float, float]) -> tuple[float, float]:
+        if not all(0 <= b < 1 for b in value):
+            raise ValueError(f"each AdamW beta must be in [0, 1), got {list(value)}")
+        return value
+
+
+class EvalConfig(Section):
+    """Held-out evaluation during training."""
+
+    every_steps: int = Field(0, ge=0, description="Evaluate every N RL steps (0 = only before and after RL).")
+    max_prompts: int = Field(200, ge=1, description="Held-out prompts per evaluation.")
+    n: int = Field(1, ge=1, description="Samples per held-out prompt.")
+    temperature: float = Field(0.0, ge=0, description="Sampling temperature for evaluation (0 = greedy).")
+    max_new_tokens: int | None = Field(None, ge=1, description="Response limit (None = rollout.max_new_tokens).")
+
+
+class LoggingConfig(Section):
+    """Run directory and metric sinks."""
+
+    run_dir: str | None = Field(None, description="Run directory (None = runs/<date>-<time>).")
+    rollout_dump_every: int = Field(10, ge=0, description="Write sampled rollouts every N steps (0 = never).")
+    tensorboard: bool = Field(True, description="Write TensorBoard events when tensorboard is installed.")
+    wandb: bool = Field(False, description="Log to Weights & Biases (needs `wandb`).")
+    mlflow: bool = Field(False, description="Log to MLflow (needs `mlflow`).")
+    project: str = Field("reasonrl", min_length=1, description="Project name for W&B / MLflow.")
+    progress: bool = Field(True, description="Live progress display in the terminal.")
+    plots: bool = Field(True, description="Write PNG plots of the metrics at the end (needs matplotlib).")
+
+
+class CheckpointConfig(Section):
+    """Checkpoints (Hugging Face folders plus trainer state)."""
+
+    every_steps: int = Field(0, ge=0, description="Save every N steps (0 = only at the end).")
+    keep_last: int = Field(2, ge=1, description="Checkpoints kept; older ones are deleted.")
+    save_optimizer: bool = Field(True, description="Save optimizer and scheduler state (needed for exact resume).")
+
+
+class BackendConfig(Section):
+    """Where things run."""
+
+    kind: Literal["local", "ray"] = Field("local", description="local = one process; ray = actors on a cluster.")
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="Device of the learner (auto = cuda if any).")
+    ray_address: str | None = Field(None, description="Ray cluster address (None = start a local one).")
+
+
+class RunConfig(Section):
+    """Everything one run needs; `reasonrl config show` prints it resolved."""
+
+    model: ModelConfig = Field(default_factory=ModelConfig, description="The policy model.")
+    data: DataConfig = Field(default_factory=DataConfig, description="Prompts and their rendering.")
+    rollout: RolloutConfig = Field(default_factory=RolloutConfig, description="Generation.")
+    algorithm: AlgorithmConfig = Field(default_factory=AlgorithmConfig, description="Advantages, losses, rewards.")
+    train: TrainConfig = Field(default_factory=TrainConfig, description="The learner.")
+    eval: EvalConfig = Field(default_factory=EvalConfig, description="Held-out evaluation.")
+    logging: LoggingConfig = Field(default_factory=LoggingConfig, description="Metrics and run directory.")
+    checkpoint: CheckpointConfig = Field(default_factory=CheckpointConfig, description="Checkpoints.")
+    backend: BackendConfig = Field(default_factory=BackendConfig, description="Execution backend.")
+
+    @model_validator(mode="after")
+    def _cross_field_rules(self) -> RunConfig:
+        rollout, train = self.rollout, self.train
+        if rollout.batch_size % rollout.group_size:
+            lower = rollout.batch_size // rollout.group_size * rollout.group_size
+            options = [v for v in (lower, lower + rollout.group_size) if v > 0]
+            raise ValueError(
+                f"rollout.batch_size ({rollout.batch_size}) must be a multiple of rollout.group_size "
+                f"({rollout.group_size}): every prompt contributes a whole group of group_size responses. "
+                f"Use batch_size {' or '.join(map(str, options))}, or change group_size."
+            )
+        groups = rollout.batch_size // rollout.group_size
+        if groups % train.mini_batches:
+            raise ValueError(
+                f"train.mini_batches ({train.mini_batches}) must divide the number of prompt groups per step "
+                f"(rollout.batch_size / rollout.group_size = {groups}): mini-batches never split a group, "
+                f"because group-relative advantages need the whole group. Pick a divisor of {groups}."
+            )
+        if self.algorithm.kl_in_reward and self.algorithm.kl_coef == 0:
+            raise ValueError(
+                "algorithm.kl_in_reward is true but algorithm.kl_coef is 0, so there is no KL to put in the "
+                "reward. Set kl_coef > 0 or kl_in_reward: false."
+            )
+        if self.backend.kind != "ray" and self.backend.ray_address is not None:
+            raise ValueError("backend.ray_address is set but backend.kind is not 'ray'. Set backend.kind: ray.")
+        return self

@@ -1,0 +1,85 @@
+"""Prompts from built-in tasks: presets and reasoning-gym generators, selected by name with options."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from reasonrl.config.data_source import DataSource, FieldMap
+from reasonrl.data.errors import DataError
+from reasonrl.data.gym import gym_seed, gym_task_names, make_gym_dataset
+from reasonrl.data.presets import PRESETS, Preset
+from reasonrl.data.records import Prompt
+
+DEFAULT_TASK_SIZE = 1000
+"""Prompts generated for a task when `DataSource.size` is not set."""
+
+
+@dataclass(frozen=True)
+class TaskRef:
+    """A resolved task name: the reasoning-gym generator behind it, and the preset if it is one."""
+
+    name: str
+    gym_task: str
+    preset: Preset | None
+
+
+def resolve_task(name: str, config_key: str = "data.train") -> TaskRef:
+    """The task called `name`; an unknown name is a `DataError` suggesting the closest known names."""
+    if name in PRESETS:
+        return TaskRef(name, PRESETS[name].gym_task, PRESETS[name])
+    known = gym_task_names()
+    if name in known:
+        return TaskRef(name, name, None)
+    close = difflib.get_close_matches(name, [*PRESETS, *known], n=3, cutoff=0.6)
+    hint = f" Did you mean {' or '.join(map(repr, close))}?" if close else ""
+    raise DataError(
+        f"{config_key}.source: unknown task {name!r}.{hint} `reasonrl tasks` lists the "
+        f"{len(PRESETS) + len(known)} built-in tasks; a file source needs a path with its extension "
+        f"(.jsonl, .json, .parquet) or an existing HF dataset folder."
+    )
+
+
+def iter_task_prompts(
+    source: DataSource, limit: int, stream: str = "train", config_key: str = "data.train"
+) -> Iterator[Prompt]:
+    """Up to `limit` prompts of the task in `source`, in order; `stream` separates train from held-out.
+
+    Prompts are made one at a time, so a caller that stops early (held-out filtering) pays only for what it
+    used; `limit` is still needed up front because some generators precompute their whole dataset.
+
+    The prompt's `task` (its verifier) is `source.reward` when set, else the preset's verifier, else `gym`,
+    which scores with reasoning-gym's own scorer from `meta["gym_entry"]`.
+    """
+    task = resolve_task(source.source, config_key)
+    options = {**(task.preset.defaults if task.preset else {}), **source.options}
+    seed = gym_seed(source.seed, stream)
+    dataset = make_gym_dataset(task.gym_task, options, seed, size=limit, config_key=config_key)
+    verifier = source.reward or (task.preset.verifier if task.preset else "gym")
+    for index in range(limit):
+        try:
+            entry = dataset[index]
+        except Exception as exc:  # a generator bug or an option value of the wrong type, found only now
+            raise DataError(
+                f"task {task.name!r} failed to generate problem {index} with options {options}: {exc!r}. "
+                f"Check {config_key}.options"
+            ) from exc
+        text = task.preset.render(entry) if task.preset else entry["question"]
+        meta = {"gym_task": task.gym_task, "gym_seed": seed, "gym_index": index, "gym_entry": entry}
+        if task.preset:
+            meta["preset"] = task.name
+        prompt_id = f"{task.name}/{stream}-{source.seed}/{index}"
+        yield Prompt(id=prompt_id, text=text, answer=entry["answer"], task=verifier, meta=meta)
+
+
+def load_task_prompts(source: DataSource, config_key: str = "data.train") -> list[Prompt]:
+    """The first `source.size` (default 1000) prompts of the task; the same for the same seed and options."""
+    # Compared with the defaults, not with what was set: a resolved config (config.yaml of a run) spells out
+    # every field, the empty column mapping included.
+    if source.split is not None or source.fields != FieldMap():
+        raise DataError(
+            f"{config_key}: `split` and `fields` apply to dataset files, but {source.source!r} is a built-in "
+            f"task; remove them, or point {config_key}.source at a file"
+        )
+    return list(iter_task_prompts(source, source.size or DEFAULT_TASK_SIZE, "train", config_key))

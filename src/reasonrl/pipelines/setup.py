@@ -1,0 +1,198 @@
+"""Everything a training run is made of, built from the config (or restored from a checkpoint).
+
+The sync loop in `pipelines/sync.py` only calls into these parts; building them, including the supervised
+warm-up stage and resume, happens here so the loop reads top to bottom in one screen.
+"""
+
+from __future__ import annotations
+
+import random
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from reasonrl.config import RunConfig, dump_config
+from reasonrl.config.schema import WarmupConfig
+from reasonrl.data import Prompt, PromptSampler, heldout_prompts, load_source
+from reasonrl.engines.base import Engine, SamplingSettings
+from reasonrl.engines.factory import build_engine
+from reasonrl.models.resolve import resolve_model_path
+from reasonrl.rewards import RewardPool
+from reasonrl.rollout.collect import PromptEncoder
+from reasonrl.tracking import RunDirectory, Tracker
+from reasonrl.training.checkpoint import latest_checkpoint, load_checkpoint, restore_rng_states
+from reasonrl.training.learner import Learner
+from reasonrl.training.models import configure_threads, load_policy, load_tokenizer, pick_device
+from reasonrl.training.sft import supervised_warmup
+
+
+@dataclass
+class Run:
+    """The parts of one run and the counters that resume must restore."""
+
+    config: RunConfig
+    directory: RunDirectory
+    tracker: Tracker
+    learner: Learner
+    engine: Engine
+    encode: PromptEncoder
+    sampler: PromptSampler
+    eval_prompts: list[Prompt]
+    train_pool: RewardPool
+    eval_pool: RewardPool | None  # only when shaped rewards differ from the task's verifier
+    sampling: SamplingSettings
+    eval_sampling: SamplingSettings
+    step: int = 0
+    version: int = 0
+    history: dict[str, Any] = field(default_factory=dict)  # accuracy before RL, warm-up metrics, ...
+
+    def close(self) -> None:
+        self.engine.close()
+        self.train_pool.close()
+        if self.eval_pool is not None:
+            self.eval_pool.close()
+        self.tracker.close()
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def warmup_targets(prompts: list[Prompt], tokenizer: Any) -> list[list[int]]:
+    """The supervised target of each prompt: its answer, then the end-of-turn token."""
+    eos = tokenizer.eos_token_id
+    return [tokenizer(str(p.answer), add_special_tokens=False)["input_ids"] + [eos] for p in prompts]
+
+
+def warmed_up_model(config: RunConfig, base: Path, directory: RunDirectory, prompts: list[Prompt], log: Any) -> Path:
+    """The folder RL starts from: `base`, or `base` after the supervised warm-up (built once per run)."""
+    warmup: WarmupConfig = config.train.warmup
+    if warmup.steps == 0:
+        return base
+    target = directory.root / "warmup_model"
+    if (target / "config.json").is_file():
+        return target
+    device = pick_device(config.backend.device)
+    tokenizer = load_tokenizer(base)
+    model = load_policy(
+        base,
+        config.model.model_copy(update={"lora": config.model.lora.model_copy(update={"enabled": False})}),
+        device,
+    )
+    encode = PromptEncoder(tokenizer, config.data.format)
+    supervised_warmup(
+        model,
+        [encode(p) for p in prompts],
+        warmup_targets(prompts, tokenizer),
+        warmup,
+        pad_id=int(tokenizer.pad_token_id),
+        token_budget=config.train.micro_batch_tokens,
+        seed=config.train.seed,
+        grad_clip=config.train.grad_clip,
+        on_step=lambda step, metrics: log(step, metrics),
+    )
+    staging = Path(tempfile.mkdtemp(prefix=".warmup-", dir=directory.root))
+    model.save_pretrained(staging)
+    tokenizer.save_pretrained(staging)
+    if target.exists():
+        shutil.rmtree(target)
+    staging.rename(target)
+    return target
+
+
+def build_run(config: RunConfig, *, resume: bool = False, warmup_log: Any = None) -> Run:
+    """Build every part of a run; with `resume`, restore the newest checkpoint of `config.logging.run_dir`."""
+    seed_everything(config.train.seed)
+    configure_threads(config.train.num_threads)
+    directory = RunDirectory.create(config.logging.run_dir, config_text=dump_config(config), resume=resume)
+    tracker = Tracker.from_config(config.logging, directory)
+    train_prompts, _report = load_source(config.data.train, config_key="data.train")
+    eval_prompts = (
+        load_source(config.data.eval, config_key="data.eval")[0][: config.eval.max_prompts]
+        if config.data.eval is not None
+        else heldout_prompts(config.data.train, size=config.eval.max_prompts, train_prompts=train_prompts)
+    )
+    base = resolve_model_path(config.model.path)
+    start = warmed_up_model(config, base, directory, train_prompts, warmup_log or (lambda step, m: None))
+
+    checkpoint = latest_checkpoint(directory.checkpoints_dir) if resume else None
+    lora = config.model.lora.enabled
+    policy_folder = checkpoint / "model" if checkpoint is not None and not lora else start
+    device = pick_device(config.backend.device)
+    rollout = config.rollout
+    learner = Learner(
+        policy_folder,
+        config.model,
+        config.train,
+        config.algorithm,
+        device,
+        reference_folder=start,
+        max_new_tokens=rollout.max_new_tokens,
+    )
+    if checkpoint is not None and lora:
+        learner.load_adapter(checkpoint / "model")
+    engine = build_engine(
+        rollout.engine,
+        model=learner.model,
+        tokenizer=learner.tokenizer,
+        model_dir=policy_folder,
+        seed=config.train.seed,
+        dtype=config.model.dtype,
+        max_model_len=_max_model_len(learner, rollout.max_new_tokens),
+    )
+    shaped = bool(config.algorithm.reward.functions)
+    reward = config.algorithm.reward
+    run = Run(
+        config=config,
+        directory=directory,
+        tracker=tracker,
+        learner=learner,
+        engine=engine,
+        encode=PromptEncoder(learner.tokenizer, config.data.format),
+        sampler=PromptSampler(train_prompts, shuffle=config.data.shuffle, seed=config.data.seed),
+        eval_prompts=eval_prompts,
+        train_pool=RewardPool.from_config(reward),
+        eval_pool=RewardPool(None, workers=reward.workers, timeout_seconds=reward.timeout_seconds) if shaped else None,
+        sampling=SamplingSettings(
+            max_new_tokens=rollout.max_new_tokens,
+            temperature=rollout.temperature,
+            top_p=rollout.top_p,
+            top_k=rollout.top_k,
+            stop=tuple(rollout.stop),
+        ),
+        eval_sampling=SamplingSettings(
+            max_new_tokens=config.eval.max_new_tokens or rollout.max_new_tokens,
+            temperature=config.eval.temperature,
+            top_p=rollout.top_p if config.eval.temperature > 0 else 1.0,
+            stop=tuple(rollout.stop),
+        ),
+    )
+    if checkpoint is not None:
+        restore(run, checkpoint)
+    return run
+
+
+def _max_model_len(learner: Learner, max_new_tokens: int) -> int:
+    limit = getattr(learner.model.config, "max_position_embeddings", 4096)
+    return int(min(limit, 4096))
+
+
+def restore(run: Run, checkpoint: Path) -> None:
+    """Put every counter, RNG and cursor back to where checkpoint `checkpoint` left them."""
+    trainer, pipeline = load_checkpoint(checkpoint)
+    run.learner.load_state_dict(trainer["learner"])
+    run.engine.set_rng_state(trainer["engine_rng"])
+    restore_rng_states(trainer["rng"])
+    run.sampler.load_state_dict(pipeline["sampler"])
+    run.step = pipeline["step"]
+    run.version = pipeline["version"]
+    run.engine.version = run.version
+    run.history = pipeline["history"]
+    run.tracker.truncate_after(run.step)

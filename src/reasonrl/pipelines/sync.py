@@ -1,0 +1,157 @@
+"""Synchronous RL: generate, score, compute advantages, update, push weights — in that order, every step."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from rich.console import Console
+
+from reasonrl.config import RunConfig
+from reasonrl.pipelines.evaluate import evaluate
+from reasonrl.pipelines.setup import Run, build_run
+from reasonrl.rollout.collect import generate_samples, score_samples
+from reasonrl.rollout.metrics import rollout_metrics
+from reasonrl.tracking import ProgressDisplay, Stopwatch
+from reasonrl.training.batch import Batch
+from reasonrl.training.checkpoint import save_checkpoint
+from reasonrl.training.objective import compute_advantages, needs_reference
+
+
+class TrainingStopped(RuntimeError):
+    """The run cannot go on (e.g. the loss kept being non-finite); a checkpoint was written first."""
+
+
+def rl_step(run: Run, timer: Stopwatch) -> dict[str, float]:
+    """One RL step on the next batch of prompts; returns its metrics."""
+    config, learner = run.config, run.learner
+    group_size = config.rollout.group_size
+    prompts = run.sampler.next_batch(config.rollout.batch_size // group_size)
+    with timer("generate"):
+        samples = generate_samples(prompts, group_size, run.engine, run.encode, run.sampling)
+    with timer("reward"):
+        score_samples(samples, run.train_pool)
+        if run.eval_pool is not None:
+            mark_correct(samples, run.eval_pool)
+    batch = Batch.from_ids([s.prompt_ids for s in samples], [s.response_ids for s in samples])
+    batch.tensors["behaviour_logprobs"] = batch.padded([s.behaviour_logprobs for s in samples])
+    with timer("logprobs"):
+        batch.tensors["old_logprobs"], entropy = learner.policy_logprobs(batch)
+        if needs_reference(config.algorithm):
+            batch.tensors["ref_logprobs"] = learner.reference_logprobs(batch)
+    batch.tensors["advantages"], advantage_metrics = compute_advantages(
+        config.algorithm, [s.reward for s in samples], batch, group_size
+    )
+    with timer("update"):
+        update_metrics = learner.update(batch, group_size)
+    run.version += 1
+    with timer("weight_sync"):
+        run.engine.update_weights(learner.engine_weights(), run.version)
+    if run.tracker.wants_rollouts(run.step + 1):
+        advantages = batch.tensors["advantages"]
+        run.tracker.dump_rollouts(
+            run.step + 1,
+            [s.to_record() | {"advantage": float(advantages[i, 0])} for i, s in enumerate(samples)],
+        )
+    mask = batch.response_mask
+    return {
+        **rollout_metrics(samples, group_size),
+        **advantage_metrics,
+        **update_metrics,
+        "entropy/mean": float((entropy * mask).sum() / mask.sum().clamp(min=1)),
+        "train/policy_version": float(run.version),
+    }
+
+
+def mark_correct(samples: list[Any], pool: Any) -> None:
+    """With shaped training rewards, ask the task's own verifier whether each answer is right."""
+    verdicts = pool.score([s.prompt for s in samples], [s.response_text for s in samples])
+    for sample, verdict in zip(samples, verdicts, strict=True):
+        sample.reward_info["correct"] = verdict.reward >= 1.0
+
+
+def held_out(run: Run) -> dict[str, float]:
+    metrics, _ = evaluate(
+        run.eval_prompts,
+        run.engine,
+        run.encode,
+        run.eval_pool or run.train_pool,
+        run.eval_sampling,
+        run.config.eval.n,
+    )
+    return metrics
+
+
+def checkpoint(run: Run) -> None:
+    save_checkpoint(
+        run.directory.checkpoints_dir,
+        run.step,
+        save_model=run.learner.save_model,
+        trainer_state={"learner": run.learner.state_dict(), "engine_rng": run.engine.rng_state()},
+        pipeline_state={"sampler": run.sampler.state_dict(), "version": run.version, "history": run.history},
+        keep_last=run.config.checkpoint.keep_last,
+    )
+
+
+def train(
+    config: RunConfig,
+    *,
+    resume: bool = False,
+    console: Console | None = None,
+    on_warmup_step: Callable[[int, dict[str, float]], None] | None = None,
+) -> dict[str, Any]:
+    """Run (or resume) a whole training run; returns the summary also written to `summary.json`."""
+    started = time.perf_counter()
+    run = build_run(config, resume=resume, warmup_log=on_warmup_step)
+    try:
+        if "accuracy_before" not in run.history:
+            before = held_out(run)
+            run.history["accuracy_before"] = before["accuracy/eval"]
+            run.tracker.log(0, before)
+        samples_done = 0
+        rl_started = time.perf_counter()
+        timer = Stopwatch()
+        with ProgressDisplay(
+            config.train.steps,
+            samples_per_step=config.rollout.batch_size,
+            start_step=run.step,
+            live=config.logging.progress,
+            console=console,
+        ) as progress:
+            while run.step < config.train.steps:
+                metrics = rl_step(run, timer)
+                run.step += 1
+                samples_done += config.rollout.batch_size
+                if config.eval.every_steps and run.step % config.eval.every_steps == 0:
+                    metrics |= held_out(run)
+                metrics |= timer.lap()
+                metrics["perf/samples_per_second"] = config.rollout.batch_size / max(metrics["time/step"], 1e-9)
+                run.tracker.log(run.step, metrics)
+                progress.update(run.step, metrics)
+                if run.learner.nonfinite_in_a_row >= config.train.max_nonfinite_steps:
+                    checkpoint(run)
+                    raise TrainingStopped(
+                        f"the loss or gradient was non-finite for {run.learner.nonfinite_in_a_row} steps in a row "
+                        f"(train.max_nonfinite_steps); checkpoint saved at step {run.step} in "
+                        f"{run.directory.checkpoints_dir}. Lower train.lr, set train.grad_clip, or check the data"
+                    )
+                if config.checkpoint.every_steps and run.step % config.checkpoint.every_steps == 0:
+                    checkpoint(run)
+        after = held_out(run)
+        run.tracker.log(run.step, after)
+        checkpoint(run)
+        rl_seconds = time.perf_counter() - rl_started
+        summary = {
+            "accuracy_before": run.history["accuracy_before"],
+            "accuracy_after": after["accuracy/eval"],
+            "steps": run.step,
+            "wall_seconds": time.perf_counter() - started,
+            "samples_per_second": samples_done / rl_seconds if samples_done else 0.0,
+            "eval_prompts": len(run.eval_prompts),
+            "run_dir": str(run.directory.root),
+        }
+        run.tracker.write_summary(summary)
+        return summary
+    finally:
+        run.close()

@@ -1,0 +1,28 @@
+"""Rewards: verifiers that score a response against a reference, and a pool that runs them safely.
+
+- `get_verifier(name, **options)` returns `verifier(response, answer, meta=None) -> float`: `math`
+  (math-verify equivalence of the final answer), `exact`, `numeric`, `countdown`, `format`, `gym`
+  (reasoning-gym's scorers) in [0, 1], and `overlong` (DAPO's length penalty) in [-1, 0]. Built-ins never
+  raise on odd input. Your own function plugs in as `"package.module:function"` or `"file.py:function"`.
+- `RewardPool` scores batches in worker processes with per-sample wall-clock limits; a reward that
+  raises, hangs or kills its worker scores that sample 0 with the error in `RewardResult.error`.
+- `call_with_deadline` is the wall-clock limit itself, usable on any thread.
+
+Importing this package is cheap; math-verify, sympy and reasoning-gym load when a verifier needs them.
+"""
+
+from reasonrl.rewards.deadline import DeadlineExceeded, call_with_deadline
+from reasonrl.rewards.pool import RewardPool
+from reasonrl.rewards.registry import VERIFIER_NAMES, Verifier, get_verifier
+from reasonrl.rewards.scoring import RewardResult, Term
+
+__all__ = [
+    "VERIFIER_NAMES",
+    "DeadlineExceeded",
+    "RewardPool",
+    "RewardResult",
+    "Term",
+    "Verifier",
+    "call_with_deadline",
+    "get_verifier",
+]

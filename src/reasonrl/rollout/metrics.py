@@ -1,0 +1,26 @@
+"""Per-step statistics of a batch of scored samples (what the progress display and metrics.jsonl show)."""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Sequence
+
+from reasonrl.rollout.samples import Sample
+
+
+def rollout_metrics(samples: Sequence[Sample], group_size: int) -> dict[str, float]:
+    rewards = [s.reward for s in samples]
+    lengths = [len(s.response_ids) for s in samples]
+    groups = [rewards[i : i + group_size] for i in range(0, len(rewards), group_size)]
+    count = max(1, len(samples))
+    return {
+        "reward/mean": statistics.fmean(rewards) if rewards else 0.0,
+        "reward/std": statistics.pstdev(rewards) if len(rewards) > 1 else 0.0,
+        "rollout/reward_error_share": sum(bool(s.reward_info.get("error")) for s in samples) / count,
+        "accuracy/train": sum(s.correct for s in samples) / count,
+        "response_length/mean": statistics.fmean(lengths) if lengths else 0.0,
+        "response_length/max": float(max(lengths, default=0)),
+        "rollout/truncated_share": sum(s.finish_reason == "length" for s in samples) / count,
+        # Groups where every response got the same reward carry no GRPO signal (DAPO filters them).
+        "rollout/identical_reward_groups": sum(len(set(g)) == 1 for g in groups) / max(1, len(groups)),
+    }

@@ -1,0 +1,52 @@
+"""The `Sample` record: one scored response, everything the learner and the reports need to know about it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from reasonrl.data import Prompt
+from reasonrl.engines.base import FinishReason
+
+
+@dataclass
+class Sample:
+    """One response to one prompt.
+
+    `behaviour_logprobs` are the engine's per-token log-probs as sampled; `policy_version` is per token, since
+    a partially generated response may be continued under newer weights.
+    """
+
+    prompt: Prompt
+    group_index: int
+    prompt_ids: list[int]
+    response_ids: list[int]
+    behaviour_logprobs: list[float]
+    policy_version: list[int]
+    finish_reason: FinishReason
+    response_text: str
+    reward: float = 0.0
+    reward_info: dict[str, Any] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def correct(self) -> bool:
+        """Did the task's verifier accept the answer (as opposed to the shaped training reward)?"""
+        return bool(self.reward_info.get("correct", self.reward >= 1.0))
+
+    def to_record(self) -> dict[str, Any]:
+        """A JSON-able view for rollout dumps and replay."""
+        return {
+            "prompt_id": self.prompt.id,
+            "question": self.prompt.question,
+            "answer": self.prompt.answer,
+            "group_index": self.group_index,
+            "response": self.response_text,
+            "reward": self.reward,
+            "reward_info": self.reward_info,
+            "finish_reason": self.finish_reason,
+            "prompt_ids": self.prompt_ids,
+            "response_ids": self.response_ids,
+            "behaviour_logprobs": self.behaviour_logprobs,
+            "policy_version": self.policy_version,
+        }

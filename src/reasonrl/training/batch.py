@@ -1,0 +1,113 @@
+"""Tensors for the learner, built from token-id sequences, and their split into micro-batches.
+
+Responses are left-aligned in [B, T] tensors (T = longest response), which is what every algorithm
+function takes. Forward passes use length-bucketed micro-batches: sequences sorted by length and packed
+up to a token budget, each padded only to its own longest member, so short answers do not pay for long ones.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field, fields, replace
+
+import torch
+
+
+@dataclass
+class Batch:
+    """Prompt + response sequences and per-response-token tensors, aligned row by row."""
+
+    prompt_ids: list[list[int]]
+    response_ids: list[list[int]]
+    response_mask: torch.Tensor  # [B, T] float, 1 on real response tokens
+    tensors: dict[str, torch.Tensor] = field(default_factory=dict)  # [B, T] or [B] per-row values
+
+    @classmethod
+    def from_ids(cls, prompt_ids: Sequence[list[int]], response_ids: Sequence[list[int]]) -> Batch:
+        width = max((len(r) for r in response_ids), default=0)
+        mask = torch.zeros(len(response_ids), max(width, 1))
+        for row, ids in enumerate(response_ids):
+            mask[row, : len(ids)] = 1.0
+        return cls(list(prompt_ids), list(response_ids), mask)
+
+    def __len__(self) -> int:
+        return len(self.response_ids)
+
+    @property
+    def num_tokens(self) -> int:
+        return int(self.response_mask.sum().item())
+
+    def padded(self, values: Sequence[Sequence[float]], fill: float = 0.0) -> torch.Tensor:
+        """Per-token values (e.g. behaviour log-probs) as a [B, T] tensor aligned with `response_mask`."""
+        out = torch.full_like(self.response_mask, fill)
+        for row, row_values in enumerate(values):
+            out[row, : len(row_values)] = torch.tensor(row_values, dtype=out.dtype)
+        return out
+
+    def select(self, rows: Sequence[int]) -> Batch:
+        """The sub-batch of `rows`, trimmed to its own longest response."""
+        index = torch.tensor(list(rows), dtype=torch.long)
+        responses = [self.response_ids[r] for r in rows]
+        width = max(max((len(r) for r in responses), default=0), 1)
+        tensors = {
+            name: value.index_select(0, index)[:, :width] if value.dim() == 2 else value.index_select(0, index)
+            for name, value in self.tensors.items()
+        }
+        return replace(
+            self,
+            prompt_ids=[self.prompt_ids[r] for r in rows],
+            response_ids=responses,
+            response_mask=self.response_mask.index_select(0, index)[:, :width],
+            tensors=tensors,
+        )
+
+
+def micro_batches(batch: Batch, token_budget: int) -> list[list[int]]:
+    """Row groups whose padded size (rows x longest sequence) stays within `token_budget`.
+
+    Rows are sorted by total length so each micro-batch holds similar lengths; a single sequence longer than
+    the budget still forms a micro-batch of its own.
+    """
+    lengths = [len(p) + len(r) for p, r in zip(batch.prompt_ids, batch.response_ids, strict=True)]
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    groups: list[list[int]] = []
+    current: list[int] = []
+    for row in order:
+        if current and (len(current) + 1) * lengths[row] > token_budget:
+            groups.append(current)
+            current = []
+        current.append(row)
+    if current:
+        groups.append(current)
+    return groups
+
+
+@dataclass
+class ModelInputs:
+    """Right-padded prompt+response sequences and where each response sits inside them."""
+
+    input_ids: torch.Tensor  # [B, L]
+    attention_mask: torch.Tensor  # [B, L]
+    response_positions: torch.Tensor  # [B, T]: index in input_ids of the logits that predict response token t
+
+    def to(self, device: torch.device) -> ModelInputs:
+        return ModelInputs(*(getattr(self, f.name).to(device) for f in fields(self)))
+
+
+def model_inputs(batch: Batch, pad_id: int) -> ModelInputs:
+    sequences = [p + r for p, r in zip(batch.prompt_ids, batch.response_ids, strict=True)]
+    width = max(map(len, sequences))
+    input_ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
+    attention = torch.zeros_like(input_ids)
+    for row, ids in enumerate(sequences):
+        input_ids[row, : len(ids)] = torch.tensor(ids)
+        attention[row, : len(ids)] = 1
+    steps = torch.arange(batch.response_mask.shape[1])
+    starts = torch.tensor([len(p) - 1 for p in batch.prompt_ids])
+    positions = (starts[:, None] + steps[None, :]).clamp(max=width - 1)
+    return ModelInputs(input_ids, attention, positions)
+
+
+def response_logits(logits: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+    """[B, L, V] logits -> [B, T, V]: the logits that predict each response token."""
+    return logits.gather(1, positions[:, :, None].expand(-1, -1, logits.shape[-1]))

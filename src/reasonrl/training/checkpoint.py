@@ -1,0 +1,92 @@
+"""Checkpoints: a Hugging Face model folder plus everything needed to continue a run exactly.
+
+Layout of `RUN_DIR/checkpoints/step_000010/`: `model/` (save_pretrained + tokenizer, loadable by transformers
+and vLLM), `trainer.pt` (optimizer, scheduler, RNG states, engine sampling state, step and version counters),
+`state.json` (data cursor and other JSON-able pipeline state). Each is written into a temporary directory
+that is renamed into place, so a crash mid-save never leaves a half checkpoint that resume would trust.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+PREFIX = "step_"
+
+
+def checkpoint_name(step: int) -> str:
+    return f"{PREFIX}{step:06d}"
+
+
+def rng_states() -> dict[str, Any]:
+    return {
+        "python": random.getstate(),
+        "numpy": np.random.get_state(),
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+    }
+
+
+def restore_rng_states(states: dict[str, Any]) -> None:
+    random.setstate(states["python"])
+    np.random.set_state(states["numpy"])
+    torch.set_rng_state(states["torch"])
+    if states.get("cuda") is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
+
+
+def save_checkpoint(
+    root: Path,
+    step: int,
+    *,
+    save_model: Any,
+    trainer_state: dict[str, Any],
+    pipeline_state: dict[str, Any],
+    keep_last: int,
+) -> Path:
+    """Write checkpoint `step` atomically under `root`, then delete all but the newest `keep_last`.
+
+    `save_model(folder)` writes the Hugging Face model and tokenizer into `folder`.
+    """
+    root.mkdir(parents=True, exist_ok=True)
+    final = root / checkpoint_name(step)
+    staging = Path(tempfile.mkdtemp(prefix=f".{checkpoint_name(step)}-", dir=root))
+    try:
+        save_model(staging / "model")
+        torch.save({**trainer_state, "rng": rng_states()}, staging / "trainer.pt")
+        (staging / "state.json").write_text(json.dumps({"step": step, **pipeline_state}, indent=2))
+        if final.exists():
+            shutil.rmtree(final)
+        staging.rename(final)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    for old in list_checkpoints(root)[:-keep_last]:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def list_checkpoints(root: Path) -> list[Path]:
+    """Complete checkpoints, oldest first (staging directories start with '.' and are ignored)."""
+    if not root.is_dir():
+        return []
+    return sorted(p for p in root.iterdir() if p.is_dir() and p.name.startswith(PREFIX))
+
+
+def latest_checkpoint(root: Path) -> Path | None:
+    found = list_checkpoints(root)
+    return found[-1] if found else None
+
+
+def load_checkpoint(folder: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(trainer state, pipeline state) of a checkpoint folder; RNG states are restored by the caller."""
+    trainer = torch.load(folder / "trainer.pt", weights_only=False)
+    pipeline = json.loads((folder / "state.json").read_text())
+    return trainer, pipeline

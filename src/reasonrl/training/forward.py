@@ -1,0 +1,57 @@
+"""One forward pass over a micro-batch: response-token log-probs (and entropies) under a model."""
+
+from __future__ import annotations
+
+import torch
+from transformers import PreTrainedModel
+
+from reasonrl.algorithms import entropy_from_logits, token_logprobs
+from reasonrl.training.batch import Batch, micro_batches, model_inputs, response_logits
+
+
+def forward_responses(
+    model: PreTrainedModel, batch: Batch, pad_id: int, *, with_entropy: bool = False
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """([B, T] log-probs of the response tokens, [B, T] entropies or None), zero on padding.
+
+    Log-probs follow the library's single definition: softmax of the raw logits at temperature 1.
+    """
+    device = next(model.parameters()).device
+    inputs = model_inputs(batch, pad_id).to(device)
+    logits = model(input_ids=inputs.input_ids, attention_mask=inputs.attention_mask, use_cache=False).logits
+    logits = response_logits(logits, inputs.response_positions)
+    targets = torch.zeros(batch.response_mask.shape, dtype=torch.long)
+    for row, ids in enumerate(batch.response_ids):
+        targets[row, : len(ids)] = torch.tensor(ids, dtype=torch.long)
+    mask = batch.response_mask.to(device)
+    logprobs = token_logprobs(logits, targets.to(device)) * mask
+    entropy = entropy_from_logits(logits) * mask if with_entropy else None
+    return logprobs, entropy
+
+
+@torch.no_grad()
+def score_responses(
+    model: PreTrainedModel,
+    batch: Batch,
+    pad_id: int,
+    token_budget: int,
+    *,
+    with_entropy: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """`forward_responses` over the whole batch in length-bucketed micro-batches, without gradients."""
+    logprobs = torch.zeros_like(batch.response_mask)
+    entropy = torch.zeros_like(batch.response_mask) if with_entropy else None
+    was_training = model.training
+    model.eval()
+    try:
+        for rows in micro_batches(batch, token_budget):
+            part = batch.select(rows)
+            lp, ent = forward_responses(model, part, pad_id, with_entropy=with_entropy)
+            width = part.response_mask.shape[1]
+            index = torch.tensor(rows)
+            logprobs[index, :width] = lp.float().cpu()
+            if entropy is not None and ent is not None:
+                entropy[index, :width] = ent.float().cpu()
+    finally:
+        model.train(was_training)
+    return logprobs, entropy

@@ -1,0 +1,177 @@
+"""The learner: owns the policy, its optimizer and schedule, and turns a scored batch into updates.
+
+Algorithm-blind (PRIME-RL's idea): it asks `objective.loss_terms` for named loss components and never
+branches on the algorithm's name. Gradient accumulation over length-bucketed micro-batches gives the same
+gradient as one big batch, because every component is normalised by its mini-batch-wide count.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from reasonrl.config.schema import AlgorithmConfig, ModelConfig, TrainConfig
+from reasonrl.training.batch import Batch, micro_batches
+from reasonrl.training.forward import forward_responses, score_responses
+from reasonrl.training.models import load_policy, load_reference, load_tokenizer
+from reasonrl.training.objective import Normalisers, loss_terms, needs_reference
+from reasonrl.training.schedules import lr_lambda
+
+
+class Learner:
+    def __init__(
+        self,
+        folder: Path,
+        model_config: ModelConfig,
+        train: TrainConfig,
+        algorithm: AlgorithmConfig,
+        device: torch.device,
+        *,
+        max_new_tokens: int,
+        reference_folder: Path | None = None,
+    ) -> None:
+        self.train_config = train
+        self.algorithm = algorithm
+        self.max_new_tokens = max_new_tokens
+        self.device = device
+        self.tokenizer: PreTrainedTokenizerBase = load_tokenizer(folder)
+        self.pad_id = int(self.tokenizer.pad_token_id)
+        self.model: PreTrainedModel = load_policy(folder, model_config, device)
+        self.lora = model_config.lora.enabled
+        # With LoRA the frozen base *is* the reference (adapters disabled): no second copy in memory.
+        self.reference = (
+            load_reference(reference_folder or folder, model_config, device)
+            if needs_reference(algorithm) and not self.lora
+            else None
+        )
+        self.trainable = [p for p in self.model.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.AdamW(
+            self.trainable, lr=train.lr, betas=train.adam_betas, weight_decay=train.weight_decay
+        )
+        total_updates = max(1, train.steps * train.ppo_epochs * train.mini_batches)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lr_lambda(train.lr_schedule, train.lr_warmup_steps, total_updates)
+        )
+        self.nonfinite_in_a_row = 0
+
+    # ---- log-probs -----------------------------------------------------------------------------------
+    def policy_logprobs(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """(old log-probs, entropies) of the current policy before the update, no gradients."""
+        logprobs, entropy = score_responses(
+            self.model, batch, self.pad_id, self.train_config.micro_batch_tokens, with_entropy=True
+        )
+        assert entropy is not None
+        return logprobs, entropy
+
+    def reference_logprobs(self, batch: Batch) -> torch.Tensor:
+        """Log-probs under the frozen initial policy (only called when a KL term needs them)."""
+        if self.reference is not None:
+            return score_responses(self.reference, batch, self.pad_id, self.train_config.micro_batch_tokens)[0]
+        with self.model.disable_adapter():  # type: ignore[attr-defined]
+            return score_responses(self.model, batch, self.pad_id, self.train_config.micro_batch_tokens)[0]
+
+    # ---- update --------------------------------------------------------------------------------------
+    def update(self, batch: Batch, group_size: int) -> dict[str, float]:
+        """`ppo_epochs` passes over `batch`, each split into `mini_batches` optimizer steps by whole groups.
+
+        `batch.tensors` must hold `advantages`, `old_logprobs` and `behaviour_logprobs` (and `ref_logprobs`
+        when a KL term is on). A step whose loss or gradient is not finite is skipped and counted.
+        """
+        config = self.train_config
+        groups = len(batch) // group_size
+        per_mini = groups // config.mini_batches
+        sums: dict[str, float] = defaultdict(float)
+        counts: dict[str, int] = defaultdict(int)
+        for _epoch in range(config.ppo_epochs):
+            for mini in range(config.mini_batches):
+                rows = list(range(mini * per_mini * group_size, (mini + 1) * per_mini * group_size))
+                for name, value in self._optimizer_step(batch.select(rows)).items():
+                    sums[name] += value
+                    counts[name] += 1
+        metrics = {name: sums[name] / counts[name] for name in sums}
+        metrics["train/lr"] = self.scheduler.get_last_lr()[0]
+        return metrics
+
+    def _optimizer_step(self, mini: Batch) -> dict[str, float]:
+        norms = Normalisers.of(mini, self.algorithm, self.max_new_tokens)
+        self.optimizer.zero_grad(set_to_none=True)
+        totals: dict[str, float] = defaultdict(float)
+        for rows in micro_batches(mini, self.train_config.micro_batch_tokens):
+            part = mini.select(rows)
+            logprobs, entropy = forward_responses(self.model, part, self.pad_id, with_entropy=True)
+            assert entropy is not None
+            terms, metrics = loss_terms(self.algorithm, part, logprobs, entropy, norms)
+            loss = torch.stack(list(terms.values())).sum()
+            loss.backward()
+            for name, value in {**{f"loss/{k}": v.item() for k, v in terms.items()}, **metrics}.items():
+                # Means arrive pre-weighted by token share (they add up); extremes combine by max / min.
+                if name.endswith("_max"):
+                    totals[name] = max(totals.get(name, value), value)
+                elif name.endswith("_min"):
+                    totals[name] = min(totals.get(name, value), value)
+                else:
+                    totals[name] += value
+        clip = self.train_config.grad_clip if self.train_config.grad_clip > 0 else math.inf
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(self.trainable, clip))
+        loss_total = sum(v for k, v in totals.items() if k.startswith("loss/"))
+        totals["train/grad_norm"] = grad_norm
+        if math.isfinite(grad_norm) and math.isfinite(loss_total):
+            self.optimizer.step()
+            self.scheduler.step()
+            self.nonfinite_in_a_row = 0
+            totals["train/skipped_nonfinite"] = 0.0
+        else:
+            self.optimizer.zero_grad(set_to_none=True)
+            self.nonfinite_in_a_row += 1
+            totals["train/skipped_nonfinite"] = 1.0
+        return dict(totals)
+
+    # ---- weights and state ---------------------------------------------------------------------------
+    def engine_weights(self) -> Iterator[tuple[str, torch.Tensor]]:
+        """Full-model weights under Hugging Face names, LoRA merged in, for engines and checkpoints."""
+        if not self.lora:
+            yield from self.model.state_dict().items()
+            return
+        self.model.merge_adapter()  # type: ignore[attr-defined]
+        try:
+            for name, tensor in self.model.get_base_model().state_dict().items():  # type: ignore[attr-defined]
+                if "lora_" not in name:
+                    yield name.replace(".base_layer.", "."), tensor.clone()
+        finally:
+            self.model.unmerge_adapter()  # type: ignore[attr-defined]
+
+    def save_model(self, folder: Path) -> None:
+        """A Hugging Face folder loadable by transformers and vLLM; with LoRA, merged weights plus the
+        adapter alone in `folder/adapter` (what resume loads back onto the base model)."""
+        if self.lora:
+            base = self.model.get_base_model()  # type: ignore[attr-defined]
+            base.save_pretrained(folder, state_dict=dict(self.engine_weights()))
+            self.model.save_pretrained(folder / "adapter")
+        else:
+            self.model.save_pretrained(folder)
+        self.tokenizer.save_pretrained(folder)
+
+    def load_adapter(self, folder: Path) -> None:
+        """Restore LoRA adapter weights saved by `save_model` (resume of a LoRA run)."""
+        from peft import set_peft_model_state_dict
+        from safetensors.torch import load_file
+
+        set_peft_model_state_dict(self.model, load_file(folder / "adapter" / "adapter_model.safetensors"))
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "nonfinite_in_a_row": self.nonfinite_in_a_row,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.nonfinite_in_a_row = state["nonfinite_in_a_row"]

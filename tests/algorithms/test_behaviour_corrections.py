@@ -1,0 +1,136 @@
+"""Behaviour-policy corrections (decoupled, TIS, IcePop): weights, metrics and their gradients in the loss."""
+
+from __future__ import annotations
+
+import math
+from functools import partial
+
+import pytest
+import torch
+
+from reasonrl.algorithms import CORRECTIONS, behaviour_weights, policy_loss
+
+close = partial(torch.testing.assert_close, rtol=1e-10, atol=1e-12)
+F64 = torch.float64
+
+# k = π_old / π_behaviour on five real tokens, plus a padding token with a wild behaviour log-prob.
+K = [0.3, 1.0, 1.5, 2.5, 6.0]
+OLD = torch.tensor([[-1.0] * 6], dtype=F64)
+BEHAVIOUR = torch.tensor([[-1.0 - math.log(k) for k in K] + [50.0]], dtype=F64)
+MASK = torch.tensor([[1, 1, 1, 1, 1, 0]], dtype=torch.bool)
+
+
+def weights(correction: str, **knobs: float) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    return behaviour_weights(OLD, BEHAVIOUR, MASK, correction=correction, **knobs)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("correction", "expected"),
+    [
+        ("none", [1.0, 1.0, 1.0, 1.0, 1.0]),
+        ("decoupled", K),  # w = k
+        ("tis", [0.3, 1.0, 1.5, 2.0, 2.0]),  # w = min(k, 2)
+        ("icepop", [0.0, 1.0, 1.5, 2.5, 0.0]),  # w = k inside [0.5, 5], 0 outside
+    ],
+)
+def test_weights(correction: str, expected: list[float]) -> None:
+    got, _ = weights(correction)
+    close(got, torch.tensor([[*expected, 0.0]], dtype=F64))
+
+
+def test_knobs_move_the_bounds() -> None:
+    close(weights("tis", tis_cap=1.2)[0], torch.tensor([[0.3, 1.0, 1.2, 1.2, 1.2, 0.0]], dtype=F64))
+    close(
+        weights("icepop", icepop_low=0.2, icepop_high=2.0)[0],
+        torch.tensor([[0.3, 1.0, 1.5, 0.0, 0.0, 0.0]], dtype=F64),
+    )
+
+
+def test_metrics() -> None:
+    _, tis = weights("tis")
+    _, icepop = weights("icepop")
+    close(tis["behaviour_ratio_mean"], torch.tensor((0.3 + 1 + 1.5 + 2.5 + 6) / 5, dtype=F64))  # 2.26
+    close(tis["behaviour_ratio_min"], torch.tensor(0.3, dtype=F64))
+    close(tis["behaviour_ratio_max"], torch.tensor(6.0, dtype=F64))
+    close(tis["behaviour_weight_mean"], torch.tensor((0.3 + 1 + 1.5 + 2 + 2) / 5, dtype=F64))
+    close(tis["behaviour_truncated_frac"], torch.tensor(2 / 5, dtype=F64))  # 2.5 and 6 above the cap
+    close(tis["behaviour_masked_frac"], torch.tensor(0.0, dtype=F64))
+    close(icepop["behaviour_masked_frac"], torch.tensor(2 / 5, dtype=F64))  # 0.3 and 6 outside the band
+    close(icepop["behaviour_weight_mean"], torch.tensor((1 + 1.5 + 2.5) / 5, dtype=F64))
+    # k3 estimate of KL(behaviour || old): mean of (k - 1) - ln k
+    close(tis["behaviour_kl"], torch.tensor(sum(k - 1 - math.log(k) for k in K) / 5, dtype=F64))
+
+
+def test_without_behaviour_logprobs_only_none_is_allowed() -> None:
+    got, metrics = behaviour_weights(OLD, None, MASK)
+    close(got, MASK.to(F64))
+    assert metrics == {}
+    for correction in ("decoupled", "tis", "icepop"):
+        with pytest.raises(ValueError, match="needs the behaviour log-probs"):
+            behaviour_weights(OLD, None, MASK, correction=correction)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("knobs", "message"),
+    [
+        ({"correction": "is"}, "unknown behaviour correction 'is'"),
+        ({"tis_cap": 0.5}, "tis_cap must be >= 1"),
+        ({"icepop_low": 1.5}, "IcePop needs"),
+        ({"icepop_high": 0.9}, "IcePop needs"),
+    ],
+)
+def test_bad_knobs_are_named(knobs: dict[str, object], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        behaviour_weights(OLD, BEHAVIOUR, MASK, **knobs)  # type: ignore[arg-type]
+
+
+def loss_gradient(correction: str, name: str = "ppo") -> torch.Tensor:
+    """d Σ L / d logprobs for A = 1 with logprobs = old (ratio 1): -w_t on real tokens."""
+    logprobs = OLD.clone().requires_grad_(True)
+    adv = torch.ones_like(OLD)
+    loss, _ = policy_loss(name, logprobs, OLD, adv, MASK, behaviour_logprobs=BEHAVIOUR, correction=correction)
+    loss.sum().backward()
+    return logprobs.grad
+
+
+def test_icepop_gives_zero_gradient_outside_its_band() -> None:
+    grad = loss_gradient("icepop")
+    close(grad, torch.tensor([[0.0, -1.0, -1.5, -2.5, 0.0, 0.0]], dtype=F64))
+    assert grad[0, 0] == 0 and grad[0, 4] == 0  # k = 0.3 < 0.5 and k = 6 > 5: exactly zero
+
+
+@pytest.mark.parametrize("name", ["ppo", "gppo", "cispo", "gspo_token"])
+def test_correction_weights_scale_the_gradient(name: str) -> None:
+    close(loss_gradient("decoupled", name), torch.tensor([[-k for k in K] + [0.0]], dtype=F64))
+    close(loss_gradient("tis", name), torch.tensor([[-0.3, -1.0, -1.5, -2.0, -2.0, 0.0]], dtype=F64))
+
+
+def test_decoupled_clips_against_the_proximal_policy_and_weights_by_behaviour() -> None:
+    # π_θ/π_prox = 1.5 with A = 1 is clipped at 1.28 (no gradient) whatever the behaviour policy;
+    # π_θ/π_prox = 1.1 is inside the band: gradient -w r A = -(π_prox/π_behaviour) * 1.1.
+    prox = torch.tensor([[-1.0, -1.0]], dtype=F64)
+    behaviour = torch.tensor([[-1.0 - math.log(0.5), -1.0 - math.log(0.5)]], dtype=F64)  # k = 0.5
+    logprobs = (prox + torch.tensor([[math.log(1.5), math.log(1.1)]], dtype=F64)).requires_grad_(True)
+    mask = torch.ones(1, 2, dtype=torch.bool)
+    loss, metrics = policy_loss(
+        "ppo",
+        logprobs,
+        prox,
+        torch.ones(1, 2, dtype=F64),
+        mask,
+        behaviour_logprobs=behaviour,
+        correction="decoupled",
+        clip_high=0.28,
+    )
+    loss.sum().backward()
+    close(loss, torch.tensor([[-0.5 * 1.28, -0.5 * 1.1]], dtype=F64))
+    close(logprobs.grad, torch.tensor([[0.0, -0.5 * 1.1]], dtype=F64))
+    close(metrics["clip_frac_high"], torch.tensor(0.5, dtype=F64))
+    close(metrics["behaviour_ratio_mean"], torch.tensor(0.5, dtype=F64))
+
+
+def test_every_correction_is_neutral_when_behaviour_equals_old() -> None:
+    for correction in CORRECTIONS:
+        got, metrics = behaviour_weights(OLD, OLD.clone(), MASK, correction=correction)  # type: ignore[arg-type]
+        close(got, MASK.to(F64))
+        close(metrics["behaviour_kl"], torch.tensor(0.0, dtype=F64))

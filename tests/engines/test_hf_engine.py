@@ -1,0 +1,111 @@
+"""The hf engine: behaviour log-probs equal the learner's, stops, budgets, continuation, seeds, weight updates."""
+
+from __future__ import annotations
+
+import torch
+
+from reasonrl.engines.base import GenerationRequest, SamplingSettings
+from reasonrl.engines.hf import HFEngine
+from reasonrl.training.batch import Batch
+from reasonrl.training.forward import score_responses
+
+SAMPLE = SamplingSettings(max_new_tokens=12, temperature=1.0)
+
+
+def requests(prompt_ids: list[list[int]], copies: int = 1) -> list[GenerationRequest]:
+    return [GenerationRequest(prompt_ids=ids) for ids in prompt_ids for _ in range(copies)]
+
+
+def test_behaviour_logprobs_equal_the_learners(model, tokenizer, prompt_ids) -> None:  # type: ignore[no-untyped-def]
+    engine = HFEngine(model, tokenizer, seed=0)
+    generations = engine.generate(requests(prompt_ids, 4), SAMPLE)
+    batch = Batch.from_ids([r.prompt_ids for r in requests(prompt_ids, 4)], [g.response_ids for g in generations])
+    learner_logprobs, _ = score_responses(model, batch, tokenizer.pad_token_id, token_budget=10_000)
+    engine_logprobs = batch.padded([g.logprobs for g in generations])
+    # Same weights, same float32 math; only the batch shape (left vs right padding, KV cache) differs.
+    torch.testing.assert_close(engine_logprobs, learner_logprobs, atol=1e-5, rtol=0)
+
+
+def test_logprobs_are_raw_temperature_one_even_when_sampling_hotter(model, tokenizer, prompt_ids) -> None:  # type: ignore[no-untyped-def]
+    engine = HFEngine(model, tokenizer, seed=1)
+    hot = engine.generate(requests(prompt_ids), SamplingSettings(max_new_tokens=6, temperature=2.0, top_k=20))
+    batch = Batch.from_ids(prompt_ids, [g.response_ids for g in hot])
+    learner_logprobs, _ = score_responses(model, batch, tokenizer.pad_token_id, token_budget=10_000)
+    torch.testing.assert_close(batch.padded([g.logprobs for g in hot]), learner_logprobs, atol=1e-5, rtol=0)
+
+
+def test_same_seed_same_samples_and_rng_state_round_trip(model, tokenizer, prompt_ids) -> None:  # type: ignore[no-untyped-def]
+    first = HFEngine(model, tokenizer, seed=7)
+    second = HFEngine(model, tokenizer, seed=7)
+    assert [g.response_ids for g in first.generate(requests(prompt_ids), SAMPLE)] == [
+        g.response_ids for g in second.generate(requests(prompt_ids), SAMPLE)
+    ]
+    state = first.rng_state()
+    expected = [g.response_ids for g in first.generate(requests(prompt_ids), SAMPLE)]
+    first.set_rng_state(state)
+    assert [g.response_ids for g in first.generate(requests(prompt_ids), SAMPLE)] == expected
+
+
+def test_greedy_budget_eos_and_continuation(model, tokenizer, prompt_ids) -> None:  # type: ignore[no-untyped-def]
+    engine = HFEngine(model, tokenizer)
+    greedy = SamplingSettings(max_new_tokens=10, temperature=0.0)
+    full = engine.generate(requests(prompt_ids), greedy)
+    for ids, generation in zip(prompt_ids, full, strict=True):
+        reference = model.generate(
+            torch.tensor([ids]),
+            max_new_tokens=10,
+            do_sample=False,
+            eos_token_id=tokenizer.eos_token_id,
+            pad_token_id=0,
+        )[0, len(ids) :].tolist()
+        assert generation.response_ids == reference
+        assert generation.finish_reason == (
+            "stop" if generation.response_ids[-1] == tokenizer.eos_token_id else "length"
+        )
+    # Continuing from the first 4 tokens with the remaining budget gives the same greedy tail.
+    partial = [
+        GenerationRequest(
+            prompt_ids=ids, response_prefix_ids=g.response_ids[:4], max_new_tokens=len(g.response_ids) - 4
+        )
+        for ids, g in zip(prompt_ids, full, strict=True)
+        if len(g.response_ids) > 4
+    ]
+    tails = engine.generate(partial, greedy)
+    expected = [g.response_ids[4:] for g in full if len(g.response_ids) > 4]
+    assert [t.response_ids for t in tails] == expected
+    # Per-request budgets are honoured.
+    short = engine.generate([GenerationRequest(prompt_ids=prompt_ids[0], max_new_tokens=2)], greedy)
+    assert len(short[0].response_ids) <= 2
+
+
+def test_stop_strings_end_the_response_and_are_cut_from_the_text(model, tokenizer, prompt_ids) -> None:  # type: ignore[no-untyped-def]
+    engine = HFEngine(model, tokenizer, seed=3)
+    free = engine.generate(requests(prompt_ids), SamplingSettings(max_new_tokens=12, temperature=0.0))
+    text = free[0].text
+    stop = text[3:5]  # a stop string the greedy response is known to contain
+    stopped = engine.generate(
+        requests(prompt_ids[:1]), SamplingSettings(max_new_tokens=12, temperature=0.0, stop=(stop,))
+    )[0]
+    assert stopped.finish_reason == "stop"
+    assert stop not in stopped.text and text.startswith(stopped.text)
+    assert len(stopped.response_ids) < len(free[0].response_ids) or free[0].finish_reason == "stop"
+
+
+def test_weight_updates_change_the_outputs(model, tokenizer, prompt_ids, tiny_model_dir) -> None:  # type: ignore[no-untyped-def]
+    from transformers import AutoModelForCausalLM
+
+    separate = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    engine = HFEngine(separate, tokenizer, shares_learner_module=False)
+    greedy = SamplingSettings(max_new_tokens=8, temperature=0.0)
+    before = engine.generate(requests(prompt_ids), greedy)
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.add_(torch.randn_like(parameter) * 0.5)
+    engine.update_weights(model.named_parameters(), version=1)
+    after = engine.generate(requests(prompt_ids), greedy)
+    assert engine.version == 1
+    assert [g.response_ids for g in before] != [g.response_ids for g in after]
+    batch = Batch.from_ids(prompt_ids, [g.response_ids for g in after])
+    learner_logprobs, _ = score_responses(model, batch, tokenizer.pad_token_id, token_budget=10_000)
+    # The 0.5-sigma noise makes logits ~10x larger, and float32 rounding differences grow with them.
+    torch.testing.assert_close(batch.padded([g.logprobs for g in after]), learner_logprobs, atol=1e-4, rtol=0)

@@ -1,0 +1,92 @@
+"""End to end: the sync pipeline trains, logs, checkpoints, and resumes after SIGKILL exactly."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from reasonrl.config import dump_config, load_config
+from reasonrl.pipelines.sync import train
+from reasonrl.tracking import read_metrics
+
+from .conftest import QUICK
+
+pytestmark = pytest.mark.slow
+
+
+def test_a_short_run_writes_everything_a_user_looks_for(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    summary = train(load_config(None, [*QUICK, f"logging.run_dir={run_dir}", "checkpoint.every_steps=2"]))
+    assert set(summary) >= {
+        "accuracy_before",
+        "accuracy_after",
+        "wall_seconds",
+        "steps",
+        "samples_per_second",
+    }
+    assert summary["steps"] == 4 and summary["samples_per_second"] > 0
+    assert json.loads((run_dir / "summary.json").read_text())["steps"] == 4
+    rows = read_metrics(run_dir / "metrics.jsonl")
+    assert [r["step"] for r in rows] == [0, 1, 2, 3, 4, 4]
+    step = rows[1]
+    for key in (
+        "reward/mean", "accuracy/train", "response_length/mean", "rollout/truncated_share",
+        "rollout/identical_reward_groups", "policy/clip_frac_high", "entropy/mean", "train/grad_norm",
+        "train/lr", "perf/samples_per_second", "time/generate", "time/reward", "time/logprobs",
+        "time/update", "time/weight_sync",
+    ):  # fmt: skip
+        assert key in step, key
+    assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == ["step_000002", "step_000004"]
+    folder = run_dir / "checkpoints" / "step_000004" / "model"
+    AutoModelForCausalLM.from_pretrained(folder)
+    AutoTokenizer.from_pretrained(folder)
+    assert (run_dir / "rollouts" / "step_000002.jsonl").is_file()
+    assert {p.name for p in (run_dir / "plots").iterdir()} >= {"reward.png", "accuracy.png"}
+    assert any((run_dir / "tensorboard").iterdir())
+    assert (run_dir / "warmup_model" / "config.json").is_file()
+
+
+def _steps(run_dir: Path) -> dict[int, dict]:
+    """Per-step training metrics without wall-clock ones (those differ between any two runs)."""
+    rows = [r for r in read_metrics(run_dir / "metrics.jsonl") if "reward/mean" in r]
+    return {r["step"]: {k: v for k, v in r.items() if not k.startswith(("time/", "perf/"))} for r in rows}
+
+
+def test_resume_after_sigkill_continues_bitwise(tmp_path: Path) -> None:
+    recipe = tmp_path / "quick.yaml"
+    recipe.write_text(dump_config(load_config(None, [*QUICK, "train.steps=6", "checkpoint.every_steps=1"])))
+    reference = tmp_path / "uninterrupted"
+    train(load_config(recipe, [f"logging.run_dir={reference}"]))
+
+    killed = tmp_path / "killed"
+    command = [sys.executable, "-m", "reasonrl", "train", str(recipe), "--run-dir", str(killed)]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=os.environ.copy())
+    deadline = time.monotonic() + 300
+    while not (killed / "checkpoints" / "step_000003").exists():
+        assert process.poll() is None, "the run ended before it could be killed"
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not (killed / "summary.json").exists()
+
+    summary = train(load_config(killed / "config.yaml", [f"logging.run_dir={killed}"]), resume=True)
+    assert summary["steps"] == 6
+    expected, resumed = _steps(reference), _steps(killed)
+    assert sorted(resumed) == [1, 2, 3, 4, 5, 6]  # no step lost or logged twice
+    for step in range(1, 7):
+        assert resumed[step] == expected[step], f"step {step} differs after resume"
+    final = AutoModelForCausalLM.from_pretrained(killed / "checkpoints" / "step_000006" / "model").state_dict()
+    uninterrupted = AutoModelForCausalLM.from_pretrained(
+        reference / "checkpoints" / "step_000006" / "model"
+    ).state_dict()
+    assert all(torch.equal(final[k], uninterrupted[k]) for k in final)
