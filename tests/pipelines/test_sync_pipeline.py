@@ -90,3 +90,25 @@ def test_resume_after_sigkill_continues_bitwise(tmp_path: Path) -> None:
         reference / "checkpoints" / "step_000006" / "model"
     ).state_dict()
     assert all(torch.equal(final[k], uninterrupted[k]) for k in final)
+
+
+def test_training_with_the_vllm_engine_syncs_weights_every_step(tmp_path: Path) -> None:
+    """`reasonrl train` with rollout.engine=vllm: vLLM samples, the learner updates, weights go back in place."""
+    recipe = tmp_path / "quick.yaml"
+    recipe.write_text(dump_config(load_config(None, [*QUICK, "train.steps=3", "rollout.engine=vllm"])))
+    run_dir = tmp_path / "run"
+    done = subprocess.run(
+        [sys.executable, "-m", "reasonrl", "train", str(recipe), "--run-dir", str(run_dir)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1"},
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    rows = [r for r in read_metrics(run_dir / "metrics.jsonl") if "reward/mean" in r]
+    assert [r["step"] for r in rows] == [1, 2, 3]
+    assert all(r["time/weight_sync"] > 0 for r in rows)
+    # The engine sampled from the policy the learner scores: on-policy ratios start at 1 (up to kernel rounding).
+    assert all(abs(r["policy/behaviour_ratio_mean"] - 1.0) < 1e-3 for r in rows)
+    assert json.loads((run_dir / "summary.json").read_text())["steps"] == 3

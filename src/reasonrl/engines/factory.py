@@ -1,10 +1,10 @@
 """Pick and build the rollout engine a run asks for.
 
-`engine: auto` chooses by what we measured (README performance table, `benchmarks/bench_engines.py`): on a
-CPU the hf engine colocated with the learner shares the learner's module, needs no weight copy and no
-start-up compile, while vLLM's CPU build spends about 45 s starting and compiling before its first batch and
-then samples at about the same rate as hf on the tiny model — so hf wins every run shorter than many minutes.
-On a GPU vLLM's paged attention and continuous batching win by a wide margin, so auto takes vLLM when CUDA and
+`engine: auto` chooses by what we measured (`benchmarks/bench_engines.py`, README performance table): on a
+2-core CPU the hf engine colocated with the learner shares the learner's module (no weight copy, no start-up),
+while vLLM's CPU build spends about 45 s starting and compiling and then samples at 0.6x the hf engine's rate
+on the tiny model (168 vs 280 samples/s at 16 tokens), so on a CPU hf wins at every run length. On a GPU
+vLLM's paged attention and continuous batching are the reason it exists, so auto takes vLLM when CUDA and
 vLLM are both present.
 """
 
