@@ -112,3 +112,42 @@ def test_training_with_the_vllm_engine_syncs_weights_every_step(tmp_path: Path) 
     # The engine sampled from the policy the learner scores: on-policy ratios start at 1 (up to kernel rounding).
     assert all(abs(r["policy/behaviour_ratio_mean"] - 1.0) < 1e-3 for r in rows)
     assert json.loads((run_dir / "summary.json").read_text())["steps"] == 3
+
+
+def test_repeated_nonfinite_losses_stop_the_run_with_a_checkpoint(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import reasonrl.pipelines.sync as sync
+    from reasonrl.pipelines.sync import TrainingStopped
+
+    real = sync.compute_advantages
+
+    def poisoned(*args, **kwargs):  # type: ignore[no-untyped-def]
+        advantages, metrics = real(*args, **kwargs)
+        return advantages * float("nan"), metrics
+
+    monkeypatch.setattr(sync, "compute_advantages", poisoned)
+    run_dir = tmp_path / "run"
+    config = load_config(None, [*QUICK, f"logging.run_dir={run_dir}", "train.max_nonfinite_steps=2"])
+    with pytest.raises(TrainingStopped, match=r"non-finite for 2 steps in a row .* checkpoint saved at step 2"):
+        train(config)
+    assert (run_dir / "checkpoints" / "step_000002" / "model" / "config.json").is_file()
+    rows = [r for r in read_metrics(run_dir / "metrics.jsonl") if "train/skipped_nonfinite" in r]
+    assert [r["train/skipped_nonfinite"] for r in rows] == [1.0, 1.0]
+
+
+def test_a_reward_that_raises_scores_zero_and_the_run_goes_on(tmp_path: Path) -> None:
+    plugin = tmp_path / "flaky_reward.py"
+    plugin.write_text(
+        "def flaky(response, answer, meta=None):\n"
+        "    if len(response) % 2:\n"
+        "        raise RuntimeError('flaky reward failed on purpose')\n"
+        "    return float(response.strip() == str(answer))\n"
+    )
+    run_dir = tmp_path / "run"
+    reward = f"algorithm.reward.functions=[{{name: '{plugin}:flaky'}}]"
+    summary = train(load_config(None, [*QUICK, f"logging.run_dir={run_dir}", reward, "logging.rollout_dump_every=1"]))
+    assert summary["steps"] == 4
+    dumped = [json.loads(line) for line in (run_dir / "rollouts" / "step_000001.jsonl").read_text().splitlines()]
+    failed = [r for r in dumped if r["reward_info"]["error"]]
+    assert failed and all("flaky reward failed on purpose" in r["reward_info"]["error"] for r in failed)
+    assert all(r["reward"] == 0.0 for r in failed)
+    assert any(r["reward_info"]["error"] is None for r in dumped)

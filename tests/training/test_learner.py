@@ -29,7 +29,7 @@ def scored_batch(learner: Learner) -> Batch:
     prompts = [tok("3+4=")["input_ids"], tok("9-2=")["input_ids"]]
     responses = [tok(t)["input_ids"] + [tok.eos_token_id] for t in ("7", "8", "12", "6", "7", "11", "1", "70")]
     batch = Batch.from_ids([prompts[i // GROUP] for i in range(8)], responses)
-    batch.tensors["old_logprobs"], _ = learner.policy_logprobs(batch)
+    batch.tensors["old_logprobs"] = learner.policy_logprobs(batch)
     batch.tensors["behaviour_logprobs"] = batch.tensors["old_logprobs"].clone()
     rewards = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0]
     batch.tensors["advantages"], _ = compute_advantages(learner.algorithm, rewards, batch, GROUP)
@@ -71,7 +71,7 @@ def test_an_update_ascends_the_policy_gradient_objective(tiny_model_dir: Path) -
 
     before = batch.tensors["old_logprobs"]
     learner.update(batch, GROUP)
-    after = learner.policy_logprobs(batch)[0]
+    after = learner.policy_logprobs(batch)
     assert objective(after) > objective(before)
     gain = ((after - before) * mask).sum(-1)
     assert gain[0] > gain[1:4].max() and gain[4] > gain[5:8].max()
@@ -112,7 +112,7 @@ def test_lora_trains_only_adapters_and_exports_plain_weights(tiny_model_dir: Pat
     assert set(exported) == set(base.state_dict())
     learner.save_model(tmp_path / "model")
     reloaded = AutoModelForCausalLM.from_pretrained(tmp_path / "model")
-    merged_logprobs, _ = learner.policy_logprobs(batch)
+    merged_logprobs = learner.policy_logprobs(batch)
     with torch.no_grad():
         reloaded_logits = reloaded(torch.tensor([batch.prompt_ids[0] + batch.response_ids[0]])).logits
     start = len(batch.prompt_ids[0]) - 1
@@ -121,3 +121,35 @@ def test_lora_trains_only_adapters_and_exports_plain_weights(tiny_model_dir: Pat
         merged_logprobs[0, 0].item(), abs=1e-5
     )
     assert (tmp_path / "model" / "adapter" / "adapter_model.safetensors").is_file()
+
+
+def test_epochs_and_mini_batches_each_take_an_optimizer_step(tiny_model_dir: Path) -> None:
+    learner = make_learner(tiny_model_dir, "train.ppo_epochs=2", "train.mini_batches=2", "train.steps=10")
+    batch = scored_batch(learner)
+    learner.update(batch, GROUP)
+    assert learner.scheduler.last_epoch == 4  # 2 epochs x 2 mini-batches (each a whole group)
+    state = learner.optimizer.state[learner.trainable[0]]
+    assert int(state["step"]) == 4
+
+
+def test_bfloat16_policy_trains(tiny_model_dir: Path) -> None:
+    learner = make_learner(tiny_model_dir, "model.dtype=bfloat16")
+    assert next(learner.model.parameters()).dtype == torch.bfloat16
+    batch = scored_batch(learner)
+    metrics = learner.update(batch, GROUP)
+    assert metrics["train/skipped_nonfinite"] == 0.0 and metrics["train/grad_norm"] > 0
+
+
+def test_single_update_needs_no_separate_old_logprob_pass(tiny_model_dir: Path) -> None:
+    """One optimizer step per batch: the update's own detached log-probs are the old ones, exactly."""
+    assert not make_learner(tiny_model_dir).needs_old_logprobs
+    assert make_learner(tiny_model_dir, "train.ppo_epochs=2").needs_old_logprobs
+    with_pass, without_pass = make_learner(tiny_model_dir), make_learner(tiny_model_dir)
+    batch = scored_batch(with_pass)
+    lean = Batch.from_ids(batch.prompt_ids, batch.response_ids)
+    lean.tensors = {k: v for k, v in batch.tensors.items() if k != "old_logprobs"}
+    first, second = with_pass.update(batch, GROUP), without_pass.update(lean, GROUP)
+    assert second["policy/ratio_max"] == 1.0 and second["policy/clip_frac_high"] == 0.0
+    assert first["loss/policy"] == pytest.approx(second["loss/policy"], abs=1e-6)
+    for a, b in zip(with_pass.model.parameters(), without_pass.model.parameters(), strict=True):
+        torch.testing.assert_close(a.grad, b.grad, atol=1e-7, rtol=1e-4)

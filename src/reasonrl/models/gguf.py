@@ -41,7 +41,12 @@ def materialize_gguf(gguf_file: Path, out_dir: Path) -> Path:
     folder, name = gguf_file.parent, gguf_file.name
     tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
     loaded = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32)
-    plain = AutoModelForCausalLM.from_config(loaded.config, dtype=torch.float32)
+    config = loaded.config
+    # The GGUF loader marks the config as quantized; a folder saved with that mark loads as a "quantized"
+    # model that save_pretrained refuses, so checkpoints would fail. The weights here are plain float32.
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    plain = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
     plain.load_state_dict(loaded.state_dict())
     plain.generation_config = loaded.generation_config
     out_dir.parent.mkdir(parents=True, exist_ok=True)

@@ -37,7 +37,8 @@ def rl_step(run: Run, timer: Stopwatch) -> dict[str, float]:
     batch = Batch.from_ids([s.prompt_ids for s in samples], [s.response_ids for s in samples])
     batch.tensors["behaviour_logprobs"] = batch.padded([s.behaviour_logprobs for s in samples])
     with timer("logprobs"):
-        batch.tensors["old_logprobs"], entropy = learner.policy_logprobs(batch)
+        if learner.needs_old_logprobs:
+            batch.tensors["old_logprobs"] = learner.policy_logprobs(batch)
         if needs_reference(config.algorithm):
             batch.tensors["ref_logprobs"] = learner.reference_logprobs(batch)
     batch.tensors["advantages"], advantage_metrics = compute_advantages(
@@ -54,12 +55,10 @@ def rl_step(run: Run, timer: Stopwatch) -> dict[str, float]:
             run.step + 1,
             [s.to_record() | {"advantage": float(advantages[i, 0])} for i, s in enumerate(samples)],
         )
-    mask = batch.response_mask
     return {
         **rollout_metrics(samples, group_size),
         **advantage_metrics,
         **update_metrics,
-        "entropy/mean": float((entropy * mask).sum() / mask.sum().clamp(min=1)),
         "train/policy_version": float(run.version),
     }
 
@@ -138,10 +137,10 @@ def train(
                     )
                 if config.checkpoint.every_steps and run.step % config.checkpoint.every_steps == 0:
                     checkpoint(run)
+        rl_seconds = time.perf_counter() - rl_started
         after = held_out(run)
         run.tracker.log(run.step, after)
         checkpoint(run)
-        rl_seconds = time.perf_counter() - rl_started
         summary = {
             "accuracy_before": run.history["accuracy_before"],
             "accuracy_after": after["accuracy/eval"],

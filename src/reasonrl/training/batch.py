@@ -8,7 +8,7 @@ up to a token budget, each padded only to its own longest member, so short answe
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 
 import torch
 
@@ -84,14 +84,25 @@ def micro_batches(batch: Batch, token_budget: int) -> list[list[int]]:
 
 @dataclass
 class ModelInputs:
-    """Right-padded prompt+response sequences and where each response sits inside them."""
+    """Right-padded prompt+response sequences and where each response sits inside them.
+
+    Only the last `logits_to_keep` positions can predict a response token (no response starts before the
+    shortest prompt ends), so the model is asked for those logits alone: the output layer over the rest of
+    the prompts is wasted work, large for big vocabularies. `response_positions` index into the kept logits.
+    """
 
     input_ids: torch.Tensor  # [B, L]
     attention_mask: torch.Tensor  # [B, L]
-    response_positions: torch.Tensor  # [B, T]: index in input_ids of the logits that predict response token t
+    response_positions: torch.Tensor  # [B, T]: index in the kept logits of the one predicting response token t
+    logits_to_keep: int
 
     def to(self, device: torch.device) -> ModelInputs:
-        return ModelInputs(*(getattr(self, f.name).to(device) for f in fields(self)))
+        return ModelInputs(
+            self.input_ids.to(device),
+            self.attention_mask.to(device),
+            self.response_positions.to(device),
+            self.logits_to_keep,
+        )
 
 
 def model_inputs(batch: Batch, pad_id: int) -> ModelInputs:
@@ -104,8 +115,9 @@ def model_inputs(batch: Batch, pad_id: int) -> ModelInputs:
         attention[row, : len(ids)] = 1
     steps = torch.arange(batch.response_mask.shape[1])
     starts = torch.tensor([len(p) - 1 for p in batch.prompt_ids])
-    positions = (starts[:, None] + steps[None, :]).clamp(max=width - 1)
-    return ModelInputs(input_ids, attention, positions)
+    first = int(starts.min())
+    positions = (starts[:, None] + steps[None, :]).clamp(max=width - 1) - first
+    return ModelInputs(input_ids, attention, positions, logits_to_keep=width - first)
 
 
 def response_logits(logits: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:

@@ -10,22 +10,30 @@ from reasonrl.training.batch import Batch, micro_batches, model_inputs, response
 
 
 def forward_responses(
-    model: PreTrainedModel, batch: Batch, pad_id: int, *, with_entropy: bool = False
+    model: PreTrainedModel, batch: Batch, pad_id: int, *, with_entropy: bool = False, entropy_grad: bool = False
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """([B, T] log-probs of the response tokens, [B, T] entropies or None), zero on padding.
 
-    Log-probs follow the library's single definition: softmax of the raw logits at temperature 1.
+    Log-probs follow the library's single definition: softmax of the raw logits at temperature 1. The
+    entropy carries a gradient only with `entropy_grad` (an entropy bonus); as a metric it costs no graph.
     """
     device = next(model.parameters()).device
     inputs = model_inputs(batch, pad_id).to(device)
-    logits = model(input_ids=inputs.input_ids, attention_mask=inputs.attention_mask, use_cache=False).logits
+    logits = model(
+        input_ids=inputs.input_ids,
+        attention_mask=inputs.attention_mask,
+        use_cache=False,
+        logits_to_keep=inputs.logits_to_keep,
+    ).logits
     logits = response_logits(logits, inputs.response_positions)
     targets = torch.zeros(batch.response_mask.shape, dtype=torch.long)
     for row, ids in enumerate(batch.response_ids):
         targets[row, : len(ids)] = torch.tensor(ids, dtype=torch.long)
     mask = batch.response_mask.to(device)
     logprobs = token_logprobs(logits, targets.to(device)) * mask
-    entropy = entropy_from_logits(logits) * mask if with_entropy else None
+    entropy = None
+    if with_entropy:
+        entropy = entropy_from_logits(logits if entropy_grad else logits.detach()) * mask
     return logprobs, entropy
 
 

@@ -55,11 +55,10 @@ def compute_advantages(
     mask = batch.response_mask
     metrics: dict[str, float] = {}
     kl_penalty = None
-    if "ref_logprobs" in batch.tensors:
+    if algorithm.kl_in_reward:
         kl = KL_ESTIMATORS.get(algorithm.kl_estimator)(batch.tensors["old_logprobs"], batch.tensors["ref_logprobs"])
         metrics["kl/mean"] = float(masked_mean(kl, mask.bool()))
-        if algorithm.kl_in_reward:
-            kl_penalty = algorithm.kl_coef * kl
+        kl_penalty = algorithm.kl_coef * kl
     inputs = AdvantageInputs(
         rewards=torch.tensor(list(rewards), dtype=torch.float32),
         mask=mask,
@@ -86,10 +85,12 @@ def loss_terms(
     device = logprobs.device
     mask = part.response_mask.to(device)
     tensors = {name: value.to(device) for name, value in part.tensors.items()}
+    # Without a separate pre-update pass (Learner.needs_old_logprobs), the policy has not moved yet.
+    old_logprobs = tensors.get("old_logprobs", logprobs.detach())
     per_token, loss_metrics = policy_loss(
         algorithm.policy_loss,
         logprobs,
-        tensors["old_logprobs"],
+        old_logprobs,
         tensors["advantages"],
         mask,
         behaviour_logprobs=tensors.get("behaviour_logprobs"),
@@ -103,14 +104,16 @@ def loss_terms(
     )
     terms = {"policy": aggregate_loss(per_token, mask, algorithm.loss_aggregation, denominator=norms.policy.to(device))}
     tokens = norms.tokens.to(device)
-    if algorithm.kl_coef > 0 and not algorithm.kl_in_reward:
-        kl = KL_ESTIMATORS.get(algorithm.kl_estimator)(logprobs, tensors["ref_logprobs"])
-        terms["kl"] = algorithm.kl_coef * (kl * mask).sum() / tokens
-    if algorithm.entropy_coef > 0:
-        terms["entropy"] = -algorithm.entropy_coef * (entropy * mask).sum() / tokens
     share = float(mask.sum() / tokens)
     metrics = {
         f"policy/{name}": float(value) if name.endswith(("_max", "_min")) else float(value) * share
         for name, value in loss_metrics.items()
     }
+    metrics["entropy/mean"] = float((entropy.detach() * mask).sum() / tokens)
+    if algorithm.kl_coef > 0 and not algorithm.kl_in_reward:
+        kl = KL_ESTIMATORS.get(algorithm.kl_estimator)(logprobs, tensors["ref_logprobs"])
+        terms["kl"] = algorithm.kl_coef * (kl * mask).sum() / tokens
+        metrics["kl/mean"] = float((kl.detach() * mask).sum() / tokens)
+    if algorithm.entropy_coef > 0:
+        terms["entropy"] = -algorithm.entropy_coef * (entropy * mask).sum() / tokens
     return terms, metrics
