@@ -33,7 +33,7 @@ def test_duplicate_and_unknown_names_are_errors() -> None:
 
 
 def test_registered_names() -> None:
-    assert ADVANTAGES.names() == ("grpo", "dr_grpo", "rloo", "reinforce_pp", "reinforce_pp_baseline")
+    assert ADVANTAGES.names() == ("grpo", "dr_grpo", "rloo", "reinforce_pp", "reinforce_pp_baseline", "gae")
     assert POLICY_LOSSES.names() == ("ppo", "gppo", "gspo", "gspo_token", "cispo")
     assert KL_ESTIMATORS.names() == ("k1", "k2", "k3")
 

@@ -47,6 +47,14 @@ def test_preset_answers_are_correct_and_shapes_match_the_options() -> None:
     assert all("-" not in p.text and int(p.answer) == evaluate(p.text) for p in additions)
 
 
+def test_bits_preset_counts_ones_of_12_bit_numbers() -> None:
+    prompts = load_prompts("bits?size=300")
+    assert [(p.text, p.answer) for p in prompts[:2]] == [("101011110100=", "7"), ("111100011011=", "8")]
+    assert all(re.fullmatch(r"1[01]{11}=", p.text) and int(p.answer) == p.text.count("1") for p in prompts)
+    # 2048 distinct numbers: enough that the demo's held-out set (200) is disjoint from its 2000 draws.
+    assert len(heldout_prompts("bits?size=2000", size=200)) == 200
+
+
 def test_tasks_are_deterministic_per_seed_and_differ_across_seeds() -> None:
     assert load_prompts("sum?size=50") == load_prompts(DataSource(source="sum", size=50))
     seed0 = [p.text for p in load_prompts("chain_sum?size=50")]

@@ -33,7 +33,9 @@ class AdvantageInputs:
     rewards: [B] outcome reward per response. mask: [B, T] real response tokens (bool or 0/1).
     group_size: responses per prompt (groups are contiguous). kl_penalty: optional [B, T] per-token KL
     penalty (coefficient included) to take out of the reward. scale: GRPO's divisor (group std, batch std,
-    none). gamma: REINFORCE++ discount. eps: added to every standard deviation before dividing.
+    none). gamma: discount of token-level returns (REINFORCE++, GAE). values: optional [B, T] critic values
+    V(s_t) of the state before each response token (GAE). lam: GAE's λ. eps: added to every standard deviation
+    before dividing.
     """
 
     rewards: Tensor
@@ -42,6 +44,8 @@ class AdvantageInputs:
     kl_penalty: Tensor | None = None
     scale: AdvantageScale = "group"
     gamma: float = 1.0
+    values: Tensor | None = None
+    lam: float = 1.0
     eps: float = 1e-6
 
     def __post_init__(self) -> None:
@@ -65,6 +69,12 @@ class AdvantageInputs:
             raise ValueError(f"scale must be 'group', 'batch' or 'none', got {self.scale!r}")
         if not 0.0 <= self.gamma <= 1.0:
             raise ValueError(f"gamma must be in [0, 1], got {self.gamma}")
+        if not 0.0 <= self.lam <= 1.0:
+            raise ValueError(f"lam must be in [0, 1], got {self.lam}")
+        if self.values is not None and self.values.shape != self.mask.shape:
+            raise ValueError(
+                f"values must have the mask's shape {tuple(self.mask.shape)}, got {tuple(self.values.shape)}"
+            )
 
     @property
     def dtype(self) -> torch.dtype:
@@ -169,15 +179,25 @@ def discounted_returns(token_rewards: Tensor, mask: Tensor, gamma: float) -> Ten
     return torch.where(valid, returns, 0.0)
 
 
-def _reinforce_pp(outcome: Tensor, inputs: AdvantageInputs) -> Tensor:
-    """Outcome on the last real token, minus the per-token KL, discounted, then whitened over the batch."""
+def outcome_token_rewards(outcome: Tensor, inputs: AdvantageInputs) -> Tensor:
+    """r_t = outcome_i·[t is the last real token of response i] − kl_t, [B, T], zero on padding."""
     valid = inputs.valid()
     counts = valid.sum(dim=-1, keepdim=True)
     is_last = valid & (valid.cumsum(dim=-1) == counts)
-    token_rewards = torch.where(is_last, outcome[:, None], 0.0) - inputs.token_kl()
-    returns = discounted_returns(token_rewards, valid, inputs.gamma)
-    whitened = (returns - masked_mean(returns, valid)) / (masked_std(returns, valid) + inputs.eps)
+    return torch.where(is_last, outcome.to(inputs.dtype)[:, None], 0.0) - inputs.token_kl()
+
+
+def whiten(values: Tensor, valid: Tensor, eps: float) -> Tensor:
+    """(v − μ) / (σ + eps) over the valid entries (Bessel-corrected σ), zero elsewhere."""
+    whitened = (values - masked_mean(values, valid)) / (masked_std(values, valid) + eps)
     return torch.where(valid, whitened, 0.0)
+
+
+def _reinforce_pp(outcome: Tensor, inputs: AdvantageInputs) -> Tensor:
+    """Outcome on the last real token, minus the per-token KL, discounted, then whitened over the batch."""
+    valid = inputs.valid()
+    returns = discounted_returns(outcome_token_rewards(outcome, inputs), valid, inputs.gamma)
+    return whiten(returns, valid, inputs.eps)
 
 
 @ADVANTAGES.register("reinforce_pp")

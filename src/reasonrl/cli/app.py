@@ -194,6 +194,89 @@ def _warmup_printer(settings: Any) -> Any:
     return show
 
 
+@app.command("eval")
+@user_errors
+def eval_command(
+    model: Annotated[
+        str | None, typer.Argument(help="Model folder (HF, a run's checkpoint model), .gguf or builtin:NAME.")
+    ] = None,
+    data: Annotated[str | None, typer.Option(help="Data spec of the problems, e.g. gsm8k:test.jsonl?size=200.")] = None,
+    n: Annotated[int, typer.Option("--n", "-n", help="Samples per problem (N_max; particles of particle_filter).")] = 8,
+    strategy: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--strategy",
+            help="Strategy NAME[?key=value&...] (repeatable): majority, best_of_n, weighted_majority, "
+            "best_of_majority, particle_filter. Default: all but particle_filter, scored by logprob.",
+        ),
+    ] = None,
+    out: Annotated[Path | None, typer.Option(help="Output directory (default evals/<date>-<time>).")] = None,
+    samples: Annotated[
+        Path | None, typer.Option(help="Re-score this stored samples.jsonl instead of generating.")
+    ] = None,
+    compare: Annotated[
+        tuple[Path, Path] | None,
+        typer.Option(help="Put two evaluations (their --out directories) side by side; nothing is generated."),
+    ] = None,
+    temperature: Annotated[float, typer.Option(help="Sampling temperature.")] = 0.8,
+    top_p: Annotated[float, typer.Option(help="Nucleus sampling mass.")] = 1.0,
+    max_new_tokens: Annotated[int, typer.Option(help="Longest response in tokens.")] = 512,
+    engine: Annotated[str, typer.Option(help="Rollout engine: auto, hf or vllm.")] = "auto",
+    seed: Annotated[int, typer.Option(help="Seed of sampling, subsets, bootstrap and resampling.")] = 0,
+    template: Annotated[str, typer.Option(help="Prompt rendering: auto, chat or plain.")] = "auto",
+    system_prompt: Annotated[str | None, typer.Option(help="System message before every problem.")] = None,
+    instruction: Annotated[
+        str | None, typer.Option(help="Instruction after every question, e.g. 'Put the answer in \\boxed{}.'")
+    ] = None,
+    reward_workers: Annotated[int, typer.Option(help="Reward worker processes (0 = in this process).")] = 0,
+    subsets: Annotated[int, typer.Option(help="Size-N subsets per problem for points below N_max.")] = 16,
+) -> None:
+    """Evaluate a model with test-time scaling: pass@k, maj@k, best-of-N, Best-of-Majority, particle filtering."""
+    from reasonrl.evaluation.report import load_report, write_comparison
+    from reasonrl.evaluation.settings import EvalSettings
+    from reasonrl.pipelines.eval_run import run_evaluation
+
+    if compare is not None:
+        target = out or Path("evals") / "compare"
+        files = write_comparison(load_report(compare[0]), load_report(compare[1]), target)
+        console.print((target / "compare.md").read_text(), markup=False, highlight=False, soft_wrap=True)
+        console.print("wrote " + ", ".join(map(str, files)))
+        return
+    values: dict[str, Any] = {
+        "model": model,
+        "data": data,
+        "samples": str(samples) if samples is not None else None,
+        "out": str(out) if out is not None else None,
+        "n": n,
+        "temperature": temperature,
+        "top_p": top_p,
+        "max_new_tokens": max_new_tokens,
+        "engine": engine,
+        "seed": seed,
+        "format": {"template": template, "system_prompt": system_prompt, "instruction": instruction},
+        "reward_workers": reward_workers,
+        "subsets": subsets,
+    }
+    if strategy:
+        values["strategies"] = strategy
+    settings = validated(EvalSettings, values, "reasonrl eval options")
+    _, directory = run_evaluation(settings, console=console)
+    console.print((directory / "report.md").read_text(), markup=False, highlight=False, soft_wrap=True)
+    console.print(f"evaluation directory: [bold]{directory}[/]")
+
+
+def validated(model: Any, values: dict[str, Any], origin: str) -> Any:
+    """`model` built from `values`, or a ConfigError that names the bad option and what is allowed."""
+    from pydantic import ValidationError
+
+    from reasonrl.config.errors import config_error
+
+    try:
+        return model.model_validate(values)
+    except ValidationError as exc:
+        raise config_error(model, exc, origin) from None
+
+
 @data_app.command("preview")
 @user_errors
 def data_preview(

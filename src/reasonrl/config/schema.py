@@ -123,6 +123,11 @@ class RewardConfig(Section):
         ge=0,
         description="Reward worker processes (0 = score in the main process, still with the timeout).",
     )
+    labels: Literal["answer", "majority"] = Field(
+        "answer",
+        description="What responses are scored against: answer = the data's reference answers; majority = "
+        "each group's majority answer (TTRL test-time RL, no ground truth needed; see docs/evaluation.md).",
+    )
 
 
 class RolloutConfig(Section):
@@ -140,14 +145,65 @@ class RolloutConfig(Section):
     stop: list[str] = Field(default_factory=list, description="Extra stop strings besides the tokenizer's EOS.")
 
 
+class CriticConfig(Section):
+    """The learned value model of PPO (`algorithm.advantage: gae`), trained beside the policy."""
+
+    model: str = Field(
+        "policy",
+        min_length=1,
+        description="policy = a value head on a copy of the policy's starting weights; else a Hugging Face model "
+        "folder or builtin:NAME sharing the policy's tokenizer (e.g. a smaller model of the same family).",
+    )
+    lr: float = Field(1e-5, gt=0, description="Peak learning rate of the critic (AdamW, on the schedule of train.lr).")
+    value_clip: float | None = Field(
+        0.5, gt=0, description="Clip new values to old value +- this in the value loss (None = unclipped)."
+    )
+    warmup_steps: int = Field(0, ge=0, description="First RL steps that train only the critic; the policy waits.")
+    count: int = Field(
+        1,
+        ge=1,
+        description="Critics in the ensemble; >= 2 = AsyPPO mini-critics, each trained on a disjoint share of every "
+        "group's responses, value = their mean (the paper uses 2).",
+    )
+    advantage_mask_low: float = Field(
+        0.2,
+        ge=0,
+        lt=1,
+        description="AsyPPO (count >= 2): share of tokens where the critics disagree least whose advantage is zeroed.",
+    )
+    entropy_mask_high: float = Field(
+        0.2,
+        ge=0,
+        lt=1,
+        description="AsyPPO (count >= 2): share of tokens where the critics disagree most, left out of the entropy "
+        "bonus.",
+    )
+
+
 class AlgorithmConfig(Section):
     """Advantages, policy loss, KL and reward."""
 
-    advantage: Literal["grpo", "dr_grpo", "rloo", "reinforce_pp", "reinforce_pp_baseline"] = Field(
-        "grpo", description="Advantage estimator."
+    advantage: Literal["grpo", "dr_grpo", "rloo", "reinforce_pp", "reinforce_pp_baseline", "gae"] = Field(
+        "grpo", description="Advantage estimator (gae = PPO with a learned critic, see algorithm.critic)."
     )
     advantage_scale: Literal["group", "batch", "none"] = Field(
         "group", description="GRPO: divide by the group's std, the batch's std, or not at all."
+    )
+    gamma: float = Field(
+        1.0, ge=0, le=1, description="Discount of token-level returns (gae, reinforce_pp); 1 suits outcome rewards."
+    )
+    gae_lambda: float = Field(
+        0.95, ge=0, le=1, description="GAE lambda: 1 = Monte-Carlo returns minus values, 0 = one-step TD."
+    )
+    critic: CriticConfig = Field(default_factory=CriticConfig, description="The value model of `advantage: gae`.")
+    dynamic_sampling: bool = Field(
+        False,
+        description="DAPO dynamic sampling: drop groups whose rewards are all equal and draw more prompts to refill.",
+    )
+    dynamic_sampling_max_extra_prompts: int = Field(
+        64,
+        ge=0,
+        description="Most extra prompts drawn per step to refill dropped groups; then train on the groups kept.",
     )
     policy_loss: Literal["ppo", "gppo", "gspo", "gspo_token", "cispo"] = Field(
         "ppo",
@@ -296,6 +352,28 @@ class RunConfig(Section):
             raise ValueError(
                 "algorithm.kl_in_reward is true but algorithm.kl_coef is 0, so there is no KL to put in the "
                 "reward. Set kl_coef > 0 or kl_in_reward: false."
+            )
+        algorithm = self.algorithm
+        if algorithm.critic != CriticConfig() and algorithm.advantage != "gae":
+            raise ValueError(
+                f"algorithm.critic differs from its defaults but algorithm.advantage is {algorithm.advantage!r}, "
+                "which uses no critic. Set algorithm.advantage: gae, or leave algorithm.critic at its defaults."
+            )
+        if algorithm.critic.warmup_steps >= self.train.steps > 0 and algorithm.advantage == "gae":
+            raise ValueError(
+                f"algorithm.critic.warmup_steps ({algorithm.critic.warmup_steps}) >= train.steps ({self.train.steps}): "
+                "the policy would never train. Lower the critic warm-up or raise train.steps."
+            )
+        critic = algorithm.critic
+        if critic.count > rollout.group_size:
+            raise ValueError(
+                f"algorithm.critic.count ({critic.count}) > rollout.group_size ({rollout.group_size}): each critic "
+                "trains on its own responses of every group, so some critic would get none. Use fewer critics."
+            )
+        if critic.count == 1 and (critic.advantage_mask_low, critic.entropy_mask_high) != (0.2, 0.2):
+            raise ValueError(
+                "algorithm.critic.advantage_mask_low / entropy_mask_high act only on an AsyPPO ensemble "
+                "(algorithm.critic.count >= 2), whose critics' disagreement they rank; set count: 2 or leave them."
             )
         if self.backend.kind != "ray" and self.backend.ray_address is not None:
             raise ValueError("backend.ray_address is set but backend.kind is not 'ray'. Set backend.kind: ray.")

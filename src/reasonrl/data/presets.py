@@ -18,6 +18,11 @@ def compact_expression(entry: dict[str, Any]) -> str:
     return entry["metadata"]["expression"].replace(" ", "") + "="
 
 
+def binary_number(entry: dict[str, Any]) -> str:
+    """count_bits' number in binary, `101011110100=`: the digits to add up, one token each."""
+    return entry["metadata"]["binary"] + "="
+
+
 @dataclass(frozen=True)
 class Preset:
     """A named reasoning-gym generator with preset options, its short question form and its verifier."""
@@ -54,6 +59,14 @@ PRESETS: dict[str, Preset] = {
                 "allow_parentheses": False,
                 "allow_negation": False,
             },
+        ),
+        Preset(
+            name="bits",
+            description="count the 1 bits of a 12-bit number written in binary: 101011110100= -> 7 "
+            "(reasoning-gym count_bits)",
+            gym_task="count_bits",
+            defaults={"min_n": 2**11, "max_n": 2**12 - 1},
+            render=binary_number,
         ),
     )
 }

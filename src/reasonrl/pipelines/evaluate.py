@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 from reasonrl.data import Prompt
 from reasonrl.engines.base import Engine, SamplingSettings
+from reasonrl.evaluation.metrics import pass_at_k
 from reasonrl.rewards import RewardPool
 from reasonrl.rollout.collect import PromptEncoder, generate_samples, score_samples
 from reasonrl.rollout.samples import Sample
@@ -19,7 +20,9 @@ def evaluate(
     sampling: SamplingSettings,
     samples_per_prompt: int = 1,
 ) -> tuple[dict[str, float], list[Sample]]:
-    """Metrics (`accuracy/eval` = share of responses the task's verifier accepts) and the scored samples."""
+    """Metrics (`accuracy/eval` = share of responses the task's verifier accepts; with several samples per
+    prompt also `eval/pass@n`) and the scored samples. `reasonrl eval` computes the full set from stored
+    samples (`pipelines/eval_run.py`)."""
     samples = generate_samples(prompts, samples_per_prompt, engine, encode, sampling)
     score_samples(samples, pool)
     count = max(1, len(samples))
@@ -29,4 +32,8 @@ def evaluate(
         "eval/response_length_mean": sum(len(s.response_ids) for s in samples) / count,
         "eval/truncated_share": sum(s.finish_reason == "length" for s in samples) / count,
     }
+    if samples_per_prompt > 1:
+        groups = [samples[i : i + samples_per_prompt] for i in range(0, len(samples), samples_per_prompt)]
+        passed = [pass_at_k(len(g), sum(s.correct for s in g), len(g)) for g in groups]
+        metrics[f"eval/pass@{samples_per_prompt}"] = sum(passed) / max(1, len(passed))
     return metrics, samples

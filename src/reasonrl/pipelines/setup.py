@@ -23,6 +23,7 @@ from reasonrl.engines.base import Engine, SamplingSettings
 from reasonrl.engines.factory import build_engine
 from reasonrl.models.resolve import resolve_model_path
 from reasonrl.rewards import RewardPool
+from reasonrl.rewards.majority_labels import MajorityLabelPool, training_reward_pool
 from reasonrl.rollout.collect import PromptEncoder
 from reasonrl.tracking import RunDirectory, Tracker
 from reasonrl.training.checkpoint import latest_checkpoint, load_checkpoint, restore_rng_states
@@ -43,8 +44,8 @@ class Run:
     encode: PromptEncoder
     sampler: PromptSampler
     eval_prompts: list[Prompt]
-    train_pool: RewardPool
-    eval_pool: RewardPool | None  # only when shaped rewards differ from the task's verifier
+    train_pool: RewardPool | MajorityLabelPool
+    eval_pool: RewardPool | None  # only when the training reward differs from the task's verifier
     sampling: SamplingSettings
     eval_sampling: SamplingSettings
     step: int = 0
@@ -134,6 +135,9 @@ def build_run(config: RunConfig, *, resume: bool = False, warmup_log: Any = None
         config.algorithm,
         device,
         reference_folder=start,
+        critic_folder=None
+        if config.algorithm.critic.model == "policy"
+        else resolve_model_path(config.algorithm.critic.model),
         max_new_tokens=rollout.max_new_tokens,
     )
     if checkpoint is not None and lora:
@@ -147,7 +151,7 @@ def build_run(config: RunConfig, *, resume: bool = False, warmup_log: Any = None
         dtype=config.model.dtype,
         max_model_len=_max_model_len(learner, rollout.max_new_tokens),
     )
-    shaped = bool(config.algorithm.reward.functions)
+    shaped = bool(config.algorithm.reward.functions) or config.algorithm.reward.labels == "majority"
     reward = config.algorithm.reward
     run = Run(
         config=config,
@@ -158,7 +162,7 @@ def build_run(config: RunConfig, *, resume: bool = False, warmup_log: Any = None
         encode=PromptEncoder(learner.tokenizer, config.data.format),
         sampler=PromptSampler(train_prompts, shuffle=config.data.shuffle, seed=config.data.seed),
         eval_prompts=eval_prompts,
-        train_pool=RewardPool.from_config(reward),
+        train_pool=training_reward_pool(reward),
         eval_pool=RewardPool(None, workers=reward.workers, timeout_seconds=reward.timeout_seconds) if shaped else None,
         sampling=SamplingSettings(
             max_new_tokens=rollout.max_new_tokens,

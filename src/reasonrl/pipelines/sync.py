@@ -12,38 +12,62 @@ from reasonrl.config import RunConfig
 from reasonrl.pipelines.evaluate import evaluate
 from reasonrl.pipelines.setup import Run, build_run
 from reasonrl.rollout.collect import generate_samples, score_samples
+from reasonrl.rollout.dynamic_sampling import keep_informative_groups
 from reasonrl.rollout.metrics import rollout_metrics
+from reasonrl.rollout.samples import Sample
 from reasonrl.tracking import ProgressDisplay, Stopwatch
 from reasonrl.training.batch import Batch
 from reasonrl.training.checkpoint import save_checkpoint
-from reasonrl.training.objective import compute_advantages, needs_reference
+from reasonrl.training.objective import compute_advantages, compute_returns, needs_reference
 
 
 class TrainingStopped(RuntimeError):
     """The run cannot go on (e.g. the loss kept being non-finite); a checkpoint was written first."""
 
 
-def rl_step(run: Run, timer: Stopwatch) -> dict[str, float]:
-    """One RL step on the next batch of prompts; returns its metrics."""
-    config, learner = run.config, run.learner
-    group_size = config.rollout.group_size
-    prompts = run.sampler.next_batch(config.rollout.batch_size // group_size)
+def draw_groups(run: Run, timer: Stopwatch, prompts: int) -> list[Sample]:
+    """The next `prompts` prompts, `group_size` scored responses each."""
+    chosen = run.sampler.next_batch(prompts)
     with timer("generate"):
-        samples = generate_samples(prompts, group_size, run.engine, run.encode, run.sampling)
+        samples = generate_samples(chosen, run.config.rollout.group_size, run.engine, run.encode, run.sampling)
     with timer("reward"):
         score_samples(samples, run.train_pool)
         if run.eval_pool is not None:
             mark_correct(samples, run.eval_pool)
+    return samples
+
+
+def rl_step(run: Run, timer: Stopwatch) -> dict[str, float]:
+    """One RL step on the next batch of prompts; returns its metrics."""
+    config, learner, algorithm = run.config, run.learner, run.config.algorithm
+    group_size = config.rollout.group_size
+    prompts = config.rollout.batch_size // group_size
+    if algorithm.dynamic_sampling:
+        filtered = keep_informative_groups(
+            lambda count: draw_groups(run, timer, count),
+            prompts,
+            group_size,
+            max_extra_prompts=algorithm.dynamic_sampling_max_extra_prompts,
+            step=run.step + 1,
+        )
+        samples, generated, sampling_metrics = filtered.samples, filtered.generated, filtered.metrics
+    else:
+        samples = generated = draw_groups(run, timer, prompts)
+        sampling_metrics = {}
+    rewards = [s.reward for s in samples]
     batch = Batch.from_ids([s.prompt_ids for s in samples], [s.response_ids for s in samples])
     batch.tensors["behaviour_logprobs"] = batch.padded([s.behaviour_logprobs for s in samples])
     with timer("logprobs"):
         if learner.needs_old_logprobs:
             batch.tensors["old_logprobs"] = learner.policy_logprobs(batch)
-        if needs_reference(config.algorithm):
+        if needs_reference(algorithm):
             batch.tensors["ref_logprobs"] = learner.reference_logprobs(batch)
-    batch.tensors["advantages"], advantage_metrics = compute_advantages(
-        config.algorithm, [s.reward for s in samples], batch, group_size
-    )
+    if learner.critic is not None:
+        with timer("values"):
+            batch.tensors |= learner.critic.evaluate(batch, group_size)
+    batch.tensors["advantages"], advantage_metrics = compute_advantages(algorithm, rewards, batch, group_size)
+    if learner.critic is not None:
+        batch.tensors["returns"] = compute_returns(algorithm, rewards, batch, group_size)
     with timer("update"):
         update_metrics = learner.update(batch, group_size)
     run.version += 1
@@ -56,7 +80,8 @@ def rl_step(run: Run, timer: Stopwatch) -> dict[str, float]:
             [s.to_record() | {"advantage": float(advantages[i, 0])} for i, s in enumerate(samples)],
         )
     return {
-        **rollout_metrics(samples, group_size),
+        **rollout_metrics(generated, group_size),
+        **sampling_metrics,
         **advantage_metrics,
         **update_metrics,
         "train/policy_version": float(run.version),

@@ -23,12 +23,17 @@ Term = tuple[str, float, dict[str, Any]]
 
 @dataclass
 class RewardResult:
-    """The reward of one response, its unweighted components by name, and why it is 0 if something failed."""
+    """The reward of one response, its unweighted components by name, and why it is 0 if something failed.
+
+    `info` carries what a group-level reward step learned about the response (e.g. the majority pseudo-label
+    of TTRL) for metrics and rollout dumps; plain per-sample scoring leaves it empty.
+    """
 
     reward: float
     components: dict[str, float] = field(default_factory=dict)
     error: str | None = None
     seconds: float = 0.0
+    info: dict[str, Any] = field(default_factory=dict)
 
 
 _verifiers: dict[str, Verifier] = {}

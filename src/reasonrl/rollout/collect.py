@@ -70,5 +70,6 @@ def score_samples(samples: Sequence[Sample], pool: RewardPool) -> float:
             "components": result.components,
             "error": result.error,
             "seconds": result.seconds,
+            **result.info,
         }
     return time.perf_counter() - start

@@ -13,7 +13,7 @@ def rollout_metrics(samples: Sequence[Sample], group_size: int) -> dict[str, flo
     lengths = [len(s.response_ids) for s in samples]
     groups = [rewards[i : i + group_size] for i in range(0, len(rewards), group_size)]
     count = max(1, len(samples))
-    return {
+    return _majority_label_metrics(samples) | {
         "reward/mean": statistics.fmean(rewards) if rewards else 0.0,
         "reward/std": statistics.pstdev(rewards) if len(rewards) > 1 else 0.0,
         "rollout/reward_error_share": sum(bool(s.reward_info.get("error")) for s in samples) / count,
@@ -24,3 +24,14 @@ def rollout_metrics(samples: Sequence[Sample], group_size: int) -> dict[str, flo
         # Groups where every response got the same reward carry no GRPO signal (DAPO filters them).
         "rollout/identical_reward_groups": sum(len(set(g)) == 1 for g in groups) / max(1, len(groups)),
     }
+
+
+def _majority_label_metrics(samples: Sequence[Sample]) -> dict[str, float]:
+    """TTRL's diagnostics when the reward used majority pseudo-labels: their vote share and, where the
+    prompts have reference answers, how often the pseudo-label was right."""
+    shares = [s.reward_info["majority_share"] for s in samples if "majority_share" in s.reward_info]
+    checked = [s.reward_info["label_correct"] for s in samples if "label_correct" in s.reward_info]
+    metrics = {"ttrl/majority_share": statistics.fmean(shares)} if shares else {}
+    if checked:
+        metrics["ttrl/label_accuracy"] = statistics.fmean(map(float, checked))
+    return metrics

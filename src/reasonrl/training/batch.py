@@ -123,3 +123,21 @@ def model_inputs(batch: Batch, pad_id: int) -> ModelInputs:
 def response_logits(logits: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
     """[B, L, V] logits -> [B, T, V]: the logits that predict each response token."""
     return logits.gather(1, positions[:, :, None].expand(-1, -1, logits.shape[-1]))
+
+
+def group_slices(rows: int, group_size: int, parts: int) -> list[list[int]]:
+    """Row indices of up to `parts` mini-batches made of whole, contiguous groups, as even as possible.
+
+    Group-relative advantages need whole groups, so a mini-batch never splits one. When the groups do not
+    divide evenly (dynamic sampling kept fewer than a full batch) the first mini-batches take one group
+    more; when there are fewer groups than `parts`, each group is a mini-batch of its own.
+    """
+    groups = rows // group_size
+    count = min(parts, groups)
+    slices: list[list[int]] = []
+    start = 0
+    for part in range(count):
+        size = groups // count + (part < groups % count)
+        slices.append(list(range(start * group_size, (start + size) * group_size)))
+        start += size
+    return slices

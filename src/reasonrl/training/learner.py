@@ -2,12 +2,12 @@
 
 Algorithm-blind (PRIME-RL's idea): it asks `objective.loss_terms` for named loss components and never
 branches on the algorithm's name. Gradient accumulation over length-bucketed micro-batches gives the same
-gradient as one big batch, because every component is normalised by its mini-batch-wide count.
+gradient as one big batch, because every component is normalised by its mini-batch-wide count. When the
+advantage estimator needs values (GAE), the learner also owns a `Critic`.
 """
 
 from __future__ import annotations
 
-import math
 from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,11 +17,13 @@ import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from reasonrl.config.schema import AlgorithmConfig, ModelConfig, TrainConfig
-from reasonrl.training.batch import Batch, micro_batches
+from reasonrl.training.batch import Batch, group_slices, micro_batches
+from reasonrl.training.critic import Critic
 from reasonrl.training.forward import forward_responses, score_responses
 from reasonrl.training.models import load_policy, load_reference, load_tokenizer
-from reasonrl.training.objective import Normalisers, loss_terms, needs_reference
+from reasonrl.training.objective import Normalisers, loss_terms, needs_critic, needs_reference
 from reasonrl.training.schedules import lr_lambda
+from reasonrl.training.stepping import add_metrics, apply_gradients
 
 
 class Learner:
@@ -35,7 +37,10 @@ class Learner:
         *,
         max_new_tokens: int,
         reference_folder: Path | None = None,
+        critic_folder: Path | None = None,
     ) -> None:
+        """`reference_folder`: the frozen starting policy (default `folder`); `critic_folder`: the critic's
+        initial network when the estimator needs one (default the starting policy, a value head on its copy)."""
         self.train_config = train
         self.algorithm = algorithm
         self.max_new_tokens = max_new_tokens
@@ -54,7 +59,20 @@ class Learner:
         self.optimizer = torch.optim.AdamW(
             self.trainable, lr=train.lr, betas=train.adam_betas, weight_decay=train.weight_decay
         )
-        total_updates = max(1, train.steps * train.ppo_epochs * train.mini_batches)
+        self.critic = (
+            Critic(
+                critic_folder or reference_folder or folder,
+                model_config,
+                train,
+                algorithm.critic,
+                device,
+                policy_tokenizer=self.tokenizer,
+            )
+            if needs_critic(algorithm)
+            else None
+        )
+        policy_steps = train.steps - (algorithm.critic.warmup_steps if self.critic is not None else 0)
+        total_updates = max(1, policy_steps * train.ppo_epochs * train.mini_batches)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lr_lambda(train.lr_schedule, train.lr_warmup_steps, total_updates)
         )
@@ -86,31 +104,35 @@ class Learner:
 
     # ---- update --------------------------------------------------------------------------------------
     def update(self, batch: Batch, group_size: int) -> dict[str, float]:
-        """`ppo_epochs` passes over `batch`, each split into `mini_batches` optimizer steps by whole groups.
+        """`ppo_epochs` passes over `batch`, each split into `mini_batches` optimizer steps by whole groups;
+        the critic, when there is one, trains first on the same batch, and alone while it warms up.
 
         `batch.tensors` must hold `advantages` and `behaviour_logprobs`, `old_logprobs` when
-        `needs_old_logprobs`, and `ref_logprobs` when a KL term is on. A step whose loss or gradient is not
-        finite is skipped and counted.
+        `needs_old_logprobs`, `ref_logprobs` when a KL term is on, and `values` and `returns` with a critic.
+        A step whose loss or gradient is not finite is skipped and counted.
         """
-        config = self.train_config
-        groups = len(batch) // group_size
-        per_mini = groups // config.mini_batches
-        sums: dict[str, float] = defaultdict(float)
-        counts: dict[str, int] = defaultdict(int)
-        for _epoch in range(config.ppo_epochs):
-            for mini in range(config.mini_batches):
-                rows = list(range(mini * per_mini * group_size, (mini + 1) * per_mini * group_size))
-                for name, value in self._optimizer_step(batch.select(rows)).items():
-                    sums[name] += value
-                    counts[name] += 1
-        metrics = {name: sums[name] / counts[name] for name in sums}
+        metrics: dict[str, float] = {}
+        train_policy = self.critic is None or not self.critic.warming_up
+        if self.critic is not None:
+            metrics |= self.critic.update(batch, group_size)
+            metrics["critic/warmup"] = float(not train_policy)
+        if train_policy:
+            config = self.train_config
+            sums: dict[str, float] = defaultdict(float)
+            counts: dict[str, int] = defaultdict(int)
+            for _epoch in range(config.ppo_epochs):
+                for rows in group_slices(len(batch), group_size, config.mini_batches):
+                    for name, value in self._optimizer_step(batch.select(rows)).items():
+                        sums[name] += value
+                        counts[name] += 1
+            metrics |= {name: sums[name] / counts[name] for name in sums}
         metrics["train/lr"] = self.scheduler.get_last_lr()[0]
         return metrics
 
     def _optimizer_step(self, mini: Batch) -> dict[str, float]:
         norms = Normalisers.of(mini, self.algorithm, self.max_new_tokens)
         self.optimizer.zero_grad(set_to_none=True)
-        totals: dict[str, float] = defaultdict(float)
+        totals: dict[str, float] = {}
         for rows in micro_batches(mini, self.train_config.micro_batch_tokens):
             part = mini.select(rows)
             logprobs, entropy = forward_responses(
@@ -120,28 +142,15 @@ class Learner:
             terms, metrics = loss_terms(self.algorithm, part, logprobs, entropy, norms)
             loss = torch.stack(list(terms.values())).sum()
             loss.backward()
-            for name, value in {**{f"loss/{k}": v.item() for k, v in terms.items()}, **metrics}.items():
-                # Means arrive pre-weighted by token share (they add up); extremes combine by max / min.
-                if name.endswith("_max"):
-                    totals[name] = max(totals.get(name, value), value)
-                elif name.endswith("_min"):
-                    totals[name] = min(totals.get(name, value), value)
-                else:
-                    totals[name] += value
-        clip = self.train_config.grad_clip if self.train_config.grad_clip > 0 else math.inf
-        grad_norm = float(torch.nn.utils.clip_grad_norm_(self.trainable, clip))
+            add_metrics(totals, {**{f"loss/{k}": v.item() for k, v in terms.items()}, **metrics})
         loss_total = sum(v for k, v in totals.items() if k.startswith("loss/"))
+        grad_norm, stepped = apply_gradients(
+            self.optimizer, self.scheduler, self.trainable, self.train_config.grad_clip, loss_total
+        )
+        self.nonfinite_in_a_row = 0 if stepped else self.nonfinite_in_a_row + 1
         totals["train/grad_norm"] = grad_norm
-        if math.isfinite(grad_norm) and math.isfinite(loss_total):
-            self.optimizer.step()
-            self.scheduler.step()
-            self.nonfinite_in_a_row = 0
-            totals["train/skipped_nonfinite"] = 0.0
-        else:
-            self.optimizer.zero_grad(set_to_none=True)
-            self.nonfinite_in_a_row += 1
-            totals["train/skipped_nonfinite"] = 1.0
-        return dict(totals)
+        totals["train/skipped_nonfinite"] = float(not stepped)
+        return totals
 
     # ---- weights and state ---------------------------------------------------------------------------
     def engine_weights(self) -> Iterator[tuple[str, torch.Tensor]]:
@@ -176,13 +185,24 @@ class Learner:
         set_peft_model_state_dict(self.model, load_file(folder / "adapter" / "adapter_model.safetensors"))
 
     def state_dict(self) -> dict[str, Any]:
-        return {
+        """Optimizer, scheduler and counters, plus the whole critic (weights included: it has no other home)."""
+        state = {
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "nonfinite_in_a_row": self.nonfinite_in_a_row,
         }
+        if self.critic is not None:
+            state["critic"] = self.critic.state_dict()
+        return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.nonfinite_in_a_row = state["nonfinite_in_a_row"]
+        if self.critic is not None:
+            if "critic" not in state:
+                raise ValueError(
+                    "this run has a critic (algorithm.advantage: gae) but the checkpoint holds none; resume with "
+                    "the algorithm section of the original config"
+                )
+            self.critic.load_state_dict(state["critic"])

@@ -15,9 +15,11 @@ import torch
 
 from reasonrl.algorithms import (
     ADVANTAGES,
+    CRITIC_ESTIMATORS,
     KL_ESTIMATORS,
     AdvantageInputs,
     aggregate_loss,
+    gae_returns,
     loss_denominator,
     policy_loss,
 )
@@ -29,6 +31,11 @@ from reasonrl.training.batch import Batch
 def needs_reference(algorithm: AlgorithmConfig) -> bool:
     """A frozen reference model is loaded only when a KL term uses it."""
     return algorithm.kl_coef > 0
+
+
+def needs_critic(algorithm: AlgorithmConfig) -> bool:
+    """A critic (value model) is built only when the advantage estimator reads values."""
+    return algorithm.advantage in CRITIC_ESTIMATORS
 
 
 @dataclass(frozen=True)
@@ -48,10 +55,11 @@ class Normalisers:
         )
 
 
-def compute_advantages(
+def advantage_inputs(
     algorithm: AlgorithmConfig, rewards: Sequence[float], batch: Batch, group_size: int
-) -> tuple[torch.Tensor, dict[str, float]]:
-    """Token-level advantages [B, T] for the configured estimator, with KL-in-reward when configured."""
+) -> tuple[AdvantageInputs, dict[str, float]]:
+    """What the estimators read, from the batch (KL in the reward when configured, the critic's `values`
+    when the batch has them), and the KL metric."""
     mask = batch.response_mask
     metrics: dict[str, float] = {}
     kl_penalty = None
@@ -65,12 +73,33 @@ def compute_advantages(
         group_size=group_size,
         kl_penalty=kl_penalty,
         scale=algorithm.advantage_scale,
+        gamma=algorithm.gamma,
+        values=batch.tensors.get("values"),
+        lam=algorithm.gae_lambda,
     )
+    return inputs, metrics
+
+
+def compute_advantages(
+    algorithm: AlgorithmConfig, rewards: Sequence[float], batch: Batch, group_size: int
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """Token-level advantages [B, T] for the configured estimator, with KL-in-reward when configured, zeroed
+    where the batch's `advantage_keep` mask (AsyPPO's I^A, from a critic ensemble) is 0."""
+    inputs, metrics = advantage_inputs(algorithm, rewards, batch, group_size)
+    valid = inputs.valid()
     advantages = ADVANTAGES.get(algorithm.advantage)(inputs)
-    valid = mask.bool()
+    if "advantage_keep" in batch.tensors:
+        advantages = advantages * batch.tensors["advantage_keep"]
     metrics["advantage/mean"] = float(masked_mean(advantages, valid))
     metrics["advantage/std"] = float(masked_std(advantages, valid))
     return advantages, metrics
+
+
+def compute_returns(
+    algorithm: AlgorithmConfig, rewards: Sequence[float], batch: Batch, group_size: int
+) -> torch.Tensor:
+    """The critic's targets [B, T]: GAE's λ-returns A_t + V_t against `batch.tensors["values"]`."""
+    return gae_returns(advantage_inputs(algorithm, rewards, batch, group_size)[0])
 
 
 def loss_terms(
@@ -115,5 +144,7 @@ def loss_terms(
         terms["kl"] = algorithm.kl_coef * (kl * mask).sum() / tokens
         metrics["kl/mean"] = float((kl.detach() * mask).sum() / tokens)
     if algorithm.entropy_coef > 0:
-        terms["entropy"] = -algorithm.entropy_coef * (entropy * mask).sum() / tokens
+        # AsyPPO's I^H: tokens where the critics disagree most earn no entropy bonus (weight 0).
+        weights = tensors.get("entropy_weights", mask)
+        terms["entropy"] = -algorithm.entropy_coef * (entropy * mask * weights).sum() / tokens
     return terms, metrics

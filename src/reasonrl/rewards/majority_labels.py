@@ -1,0 +1,124 @@
+"""TTRL's reward: each group's majority answer is its label, so RL runs on prompts without ground truth.
+
+Test-time RL (Zuo et al. 2025, arXiv 2504.16084): sample a group of responses per prompt, take the majority
+answer (answers grouped by equivalence, see `equivalence.py`) as a pseudo-label, and score every response
+of the group against it with the task's ordinary verifier: `reward_i = verifier(response_i, majority)`.
+Shaped terms (format, overlong) still apply, since they receive the relabelled prompt like any other.
+
+`MajorityLabelPool` wraps a `RewardPool` and relabels each call's prompts before scoring; a group is every
+response to the same prompt id in one `score` call (the training step's batch). Each result's `info` holds
+the pseudo-label, its vote share (`majority_share`, TTRL's "majority ratio") and, where the prompt still has
+a reference answer, whether the pseudo-label matches it (`label_correct`, TTRL's "label accuracy").
+
+Limits: the reward can only reinforce what the model already answers most often. It needs groups of
+several responses (with one, every answer is its own majority); it rewards confident wrong answers as
+readily as right ones, so a model that starts mostly wrong drifts further; and tasks whose many correct
+responses differ by design (countdown expressions) have no majority to vote on and are refused.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from reasonrl.data.records import Prompt
+from reasonrl.rewards.equivalence import NO_ANSWER, answer_key, group_answers, majority_class
+from reasonrl.rewards.pool import RewardPool
+from reasonrl.rewards.scoring import RewardResult
+
+if TYPE_CHECKING:
+    from reasonrl.config.schema import RewardConfig
+
+# Verifiers whose correct answers are not one answer written in different ways.
+_NO_MAJORITY = ("countdown",)
+
+
+@dataclasses.dataclass(frozen=True)
+class GroupLabel:
+    """The majority answer of one group and its share of the group's responses (None: nothing voted)."""
+
+    label: str | None
+    share: float
+
+
+def majority_label(prompt: Prompt, responses: Sequence[str]) -> GroupLabel:
+    """The pseudo-label of `prompt` from its group's `responses`."""
+    if prompt.task in _NO_MAJORITY:
+        raise ValueError(
+            f"prompt {prompt.id!r}: majority labels (algorithm.reward.labels: majority) need answers that vote, "
+            f"but task {prompt.task!r} accepts many different correct responses; use labels: answer"
+        )
+    options = prompt.meta.get("verifier_options", {})
+    key = answer_key(prompt.task, options if isinstance(options, Mapping) else {})
+    answers = [key.extract(response) for response in responses]
+    classes = group_answers(answers, key)
+    winner = majority_class(classes)
+    if winner == NO_ANSWER:
+        return GroupLabel(None, 0.0)
+    first = classes.index(winner)
+    return GroupLabel(answers[first], classes.count(winner) / len(classes))
+
+
+def relabelled(prompt: Prompt, label: str) -> Prompt:
+    """`prompt` with `label` as its answer, also inside a reasoning-gym entry (the gym scorer reads that)."""
+    meta = dict(prompt.meta)
+    entry = meta.get("gym_entry")
+    if isinstance(entry, Mapping):
+        meta["gym_entry"] = {**entry, "answer": label}
+    return dataclasses.replace(prompt, answer=label, meta=meta)
+
+
+class MajorityLabelPool:
+    """A `RewardPool` whose prompts are relabelled with their group's majority answer before scoring."""
+
+    def __init__(self, pool: RewardPool) -> None:
+        self.pool = pool
+
+    def __enter__(self) -> MajorityLabelPool:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.pool.close()
+
+    def score(self, prompts: Sequence[Prompt], responses: Sequence[str]) -> list[RewardResult]:
+        if len(prompts) != len(responses):
+            raise ValueError(f"score: {len(prompts)} prompts but {len(responses)} responses; pass one each")
+        groups: dict[str, list[int]] = {}
+        for index, prompt in enumerate(prompts):
+            groups.setdefault(prompt.id, []).append(index)
+        labels = {pid: majority_label(prompts[rows[0]], [responses[i] for i in rows]) for pid, rows in groups.items()}
+        # One pool call scores the responses against their labels and each label against the reference.
+        jobs = [i for i, p in enumerate(prompts) if labels[p.id].label is not None]
+        checked = [
+            pid for pid, rows in groups.items() if labels[pid].label is not None and _has_reference(prompts[rows[0]])
+        ]
+        scored = self.pool.score(
+            [relabelled(prompts[i], labels[prompts[i].id].label or "") for i in jobs]
+            + [prompts[groups[pid][0]] for pid in checked],
+            [responses[i] for i in jobs] + [labels[pid].label or "" for pid in checked],
+        )
+        label_correct = {pid: result.reward >= 1.0 for pid, result in zip(checked, scored[len(jobs) :], strict=True)}
+        results = [RewardResult(0.0) for _ in prompts]
+        for i, result in zip(jobs, scored[: len(jobs)], strict=True):
+            results[i] = result
+        for index, prompt in enumerate(prompts):
+            group = labels[prompt.id]
+            info: dict[str, Any] = {"pseudo_label": group.label, "majority_share": group.share}
+            if prompt.id in label_correct:
+                info["label_correct"] = label_correct[prompt.id]
+            results[index].info = info
+        return results
+
+
+def _has_reference(prompt: Prompt) -> bool:
+    return prompt.answer is not None and str(prompt.answer).strip() != ""
+
+
+def training_reward_pool(config: RewardConfig) -> RewardPool | MajorityLabelPool:
+    """The pool that scores training responses as the `reward` config section says (`labels` included)."""
+    pool = RewardPool.from_config(config)
+    return MajorityLabelPool(pool) if config.labels == "majority" else pool

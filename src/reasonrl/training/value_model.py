@@ -1,0 +1,76 @@
+"""The critic's network: a transformer without its LM head, and a linear value head on the last hidden states."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+from transformers import AutoModel, PreTrainedModel
+
+from reasonrl.config.schema import ModelConfig
+from reasonrl.training.batch import Batch, micro_batches, model_inputs
+from reasonrl.training.models import DTYPES
+
+
+class ValueModel(nn.Module):
+    """V(s) for every prefix of a sequence: `forward` returns [B, L] float32 values, one per position.
+
+    The head starts at zero, so the first values are 0 and the first GAE advantages are plain discounted
+    returns; a randomly initialised head would instead feed noise into the first policy updates.
+    """
+
+    def __init__(self, backbone: PreTrainedModel) -> None:
+        super().__init__()
+        self.backbone = backbone
+        hidden = backbone.config.get_text_config().hidden_size
+        parameter = next(backbone.parameters())
+        self.head = nn.Linear(hidden, 1, dtype=parameter.dtype, device=parameter.device)
+        nn.init.zeros_(self.head.weight)
+        nn.init.zeros_(self.head.bias)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        hidden = self.backbone(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).last_hidden_state
+        return self.head(hidden).squeeze(-1).float()
+
+
+def load_value_model(folder: Path, config: ModelConfig, device: torch.device) -> ValueModel:
+    """A value model whose backbone is the transformer saved in `folder` (a causal-LM folder works: its LM
+    head is simply not loaded)."""
+    backbone = AutoModel.from_pretrained(
+        folder,
+        dtype=DTYPES[config.dtype],
+        attn_implementation=None if config.attn_implementation == "auto" else config.attn_implementation,
+        trust_remote_code=config.trust_remote_code,
+    ).to(device)
+    if config.gradient_checkpointing:
+        backbone.gradient_checkpointing_enable()
+    model = ValueModel(backbone)
+    model.train()
+    return model
+
+
+def forward_values(model: ValueModel, batch: Batch, pad_id: int) -> torch.Tensor:
+    """[B, T] values V(s_t) of the state before each response token (the prompt plus y_<t), zero on padding.
+
+    s_t ends at the position whose logits predict y_t, so the values line up with the policy's log-probs.
+    """
+    device = next(model.parameters()).device
+    inputs = model_inputs(batch, pad_id).to(device)
+    values = model(inputs.input_ids, inputs.attention_mask)[:, -inputs.logits_to_keep :]
+    return values.gather(1, inputs.response_positions) * batch.response_mask.to(device)
+
+
+@torch.no_grad()
+def score_values(model: ValueModel, batch: Batch, pad_id: int, token_budget: int) -> torch.Tensor:
+    """`forward_values` over the whole batch in length-bucketed micro-batches, without gradients, on the CPU."""
+    values = torch.zeros_like(batch.response_mask)
+    was_training = model.training
+    model.eval()
+    try:
+        for rows in micro_batches(batch, token_budget):
+            part = batch.select(rows)
+            values[torch.tensor(rows), : part.response_mask.shape[1]] = forward_values(model, part, pad_id).cpu()
+    finally:
+        model.train(was_training)
+    return values
