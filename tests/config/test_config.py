@@ -155,7 +155,8 @@ def test_every_field_is_documented_and_docs_are_fresh() -> None:
     schema = json.loads(config_json_schema())
     assert schema["title"] == "RunConfig"
     assert set(schema["properties"]) == {
-        "model", "data", "rollout", "algorithm", "train", "eval", "logging", "checkpoint", "backend"
+        "pipeline", "async_training", "model", "data", "rollout", "algorithm", "train", "eval", "logging",
+        "checkpoint", "backend",
     }  # fmt: skip
 
 

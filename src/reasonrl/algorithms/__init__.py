@@ -1,5 +1,5 @@
 """Pure tensor functions of RL post-training: advantages (incl. GAE), policy losses, aggregation, KL, entropy,
-log-probs, critic losses and the dynamic-sampling group filter.
+log-probs, critic losses, the dynamic-sampling group filter and attention-guided token credit weights.
 
 Only torch is imported here; nothing holds state or touches a model. Families selected by a config name live
 in registries: `ADVANTAGES`, `POLICY_LOSSES`, `KL_ESTIMATORS` (plus the closed sets `AGGREGATION_MODES` and
@@ -14,6 +14,7 @@ from reasonrl.algorithms.aggregation import (
     loss_denominator,
 )
 from reasonrl.algorithms.asyppo import critic_shards, disagreement_masks, ensemble_values
+from reasonrl.algorithms.attention_credit import credit_weights
 from reasonrl.algorithms.corrections import CORRECTIONS, Correction, behaviour_weights
 from reasonrl.algorithms.entropy import entropy_from_logits
 from reasonrl.algorithms.gae import CRITIC_ESTIMATORS, gae, gae_returns
@@ -41,6 +42,7 @@ __all__ = [
     "Registry",
     "aggregate_loss",
     "behaviour_weights",
+    "credit_weights",
     "critic_shards",
     "disagreement_masks",
     "discounted_returns",

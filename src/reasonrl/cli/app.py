@@ -160,10 +160,11 @@ def train(
     config: ConfigPath = None, overrides: Overrides = None, run_dir: RunDir = None, resume: Resume = None
 ) -> None:
     """Train with RL (GRPO family); with no CONFIG, run the built-in demo on a tiny model."""
-    from reasonrl.pipelines.sync import train as run_training
+    from reasonrl.pipelines import async_rl, sync
     from reasonrl.tracking import summary_table
 
     settings = run_config(config, overrides, run_dir, resume)
+    run_training = async_rl.train if settings.pipeline == "async" else sync.train
     if config is None and resume is None:
         console.print(f"[bold]reasonrl demo[/]: {DEMO_RECIPE.name} (a tiny model learns 3-term sums on the CPU)")
     summary = run_training(

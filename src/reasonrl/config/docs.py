@@ -68,10 +68,12 @@ def _rows(model: type[BaseModel], prefix: str, sections: list[tuple[str, type[Ba
 def config_markdown() -> str:
     """The whole reference: one table per section, in declaration order, nested sections after."""
     parts = [HEADER]
-    pending: list[tuple[str, type[BaseModel]]] = [
-        (name, section_type(info.annotation))  # type: ignore[misc]
-        for name, info in RunConfig.model_fields.items()
-    ]
+    pending: list[tuple[str, type[BaseModel]]] = []
+    top_level = _rows(RunConfig, "", pending)
+    scalars = [row for row in top_level if "| section `" not in row]
+    if scalars:  # keys that are not sections (e.g. `pipeline`) get a table of their own, first
+        parts.append("\n## top level\n\n| key | type | default | description |\n|---|---|---|---|")
+        parts.extend(scalars)
     while pending:
         key, model = pending.pop(0)
         nested: list[tuple[str, type[BaseModel]]] = []

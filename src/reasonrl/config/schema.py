@@ -180,6 +180,53 @@ class CriticConfig(Section):
     )
 
 
+class AttentionCreditConfig(Section):
+    """Attention-guided credit assignment (arXiv 2510.13554): amplify the advantage of preplan / anchor tokens
+    found in the attention maps of one extra forward pass (see docs/algorithms.md)."""
+
+    enabled: bool = Field(False, description="Multiply each token's advantage by its attention credit weight.")
+    layers: list[int] = Field(
+        default_factory=list,
+        description="Probe layers whose attention is read (0-based); empty = up to 5 evenly spaced layers of the "
+        "middle third, as in the paper.",
+    )
+    strategy: Literal["preplan", "anchor", "coupled"] = Field(
+        "coupled",
+        description="Tokens amplified: preplan (WAAD jumps), anchor (top FAI), or coupled (dominated anchors share "
+        "coupling_alpha of their bonus with their preplan token).",
+    )
+    window: int = Field(10, ge=1, description="WAAD window W: attention distances are capped at this many tokens.")
+    future_near: int = Field(10, ge=1, description="FAI: nearest later token (in positions) whose attention counts.")
+    future_far: int = Field(100, ge=1, description="FAI: farthest later token (in positions) whose attention counts.")
+    head_share: float = Field(
+        0.3, gt=0, le=1, description="Share of probe heads counted as local (WAAD) and as global (FAI)."
+    )
+    top_share: float = Field(0.4, gt=0, le=1, description="Share of each response's tokens selected for a bonus.")
+    amplification: float = Field(1.5, gt=0, description="Credit weight of a selected token (1 = no change).")
+    coupling_alpha: float = Field(
+        0.5, ge=0, le=1, description="Coupled: share of a dominated anchor's bonus moved to its preplan token."
+    )
+    coupling_window: int = Field(
+        3, ge=1, description="Coupled: how many tokens before an anchor its preplan token may lie."
+    )
+
+    @field_validator("layers")
+    @classmethod
+    def _layers_not_negative(cls, layers: list[int]) -> list[int]:
+        if any(layer < 0 for layer in layers):
+            raise ValueError(f"layer indices are 0-based and must be >= 0, got {layers}")
+        return layers
+
+    @model_validator(mode="after")
+    def _future_window_ordered(self) -> AttentionCreditConfig:
+        if self.future_near > self.future_far:
+            raise ValueError(
+                f"future_near ({self.future_near}) must be <= future_far ({self.future_far}): FAI averages the "
+                "attention from tokens future_near..future_far positions later"
+            )
+        return self
+
+
 class AlgorithmConfig(Section):
     """Advantages, policy loss, KL and reward."""
 
@@ -196,6 +243,10 @@ class AlgorithmConfig(Section):
         0.95, ge=0, le=1, description="GAE lambda: 1 = Monte-Carlo returns minus values, 0 = one-step TD."
     )
     critic: CriticConfig = Field(default_factory=CriticConfig, description="The value model of `advantage: gae`.")
+    attention_credit: AttentionCreditConfig = Field(
+        default_factory=AttentionCreditConfig,
+        description="Attention-guided credit assignment (preplan / anchor token weights on the advantage).",
+    )
     dynamic_sampling: bool = Field(
         False,
         description="DAPO dynamic sampling: drop groups whose rewards are all equal and draw more prompts to refill.",
@@ -317,9 +368,28 @@ class BackendConfig(Section):
     ray_address: str | None = Field(None, description="Ray cluster address (None = start a local one).")
 
 
+class AsyncTrainingConfig(Section):
+    """Rollout and training overlap (`pipeline: async`); see docs/async.md."""
+
+    max_staleness: int = Field(
+        1,
+        ge=0,
+        description="The learner at policy version v trains only on samples whose generation started at version "
+        ">= v - max_staleness (0 = generation waits for every update: the sync pipeline's samples).",
+    )
+
+
 class RunConfig(Section):
     """Everything one run needs; `reasonrl config show` prints it resolved."""
 
+    pipeline: Literal["sync", "async"] = Field(
+        "sync",
+        description="sync = generate, then train, every step; async = a rollout producer runs ahead of the learner "
+        "(see async_training and docs/async.md).",
+    )
+    async_training: AsyncTrainingConfig = Field(
+        default_factory=AsyncTrainingConfig, description="Staleness bound of `pipeline: async`."
+    )
     model: ModelConfig = Field(default_factory=ModelConfig, description="The policy model.")
     data: DataConfig = Field(default_factory=DataConfig, description="Prompts and their rendering.")
     rollout: RolloutConfig = Field(default_factory=RolloutConfig, description="Generation.")
@@ -375,6 +445,36 @@ class RunConfig(Section):
                 "algorithm.critic.advantage_mask_low / entropy_mask_high act only on an AsyPPO ensemble "
                 "(algorithm.critic.count >= 2), whose critics' disagreement they rank; set count: 2 or leave them."
             )
+        self._async_rules()
         if self.backend.kind != "ray" and self.backend.ray_address is not None:
             raise ValueError("backend.ray_address is set but backend.kind is not 'ray'. Set backend.kind: ray.")
         return self
+
+    def _async_rules(self) -> None:
+        """`pipeline: async` trains on samples of older policies, so the loss must correct for it; the
+        default correction becomes `decoupled` (AReaL), and `none` is refused rather than silently wrong."""
+        algorithm = self.algorithm
+        if self.pipeline == "sync":
+            if self.async_training != AsyncTrainingConfig():
+                raise ValueError(
+                    "async_training differs from its defaults but pipeline is 'sync', which never runs ahead. "
+                    "Set pipeline: async, or leave async_training at its defaults."
+                )
+            return
+        if algorithm.correction == "none":
+            if "correction" in algorithm.model_fields_set:
+                raise ValueError(
+                    "pipeline: async trains on samples from older policy versions, but algorithm.correction is "
+                    "'none', which ignores the gap. Use decoupled (the async default), tis or icepop."
+                )
+            algorithm.correction = "decoupled"
+        if self.rollout.engine == "vllm":
+            raise ValueError(
+                "pipeline: async runs generation on its own copy of the weights with the hf engine; vLLM is not "
+                "supported there yet. Set rollout.engine: hf, or pipeline: sync."
+            )
+        if algorithm.dynamic_sampling:
+            raise ValueError(
+                "pipeline: async does not yet filter groups as they finish (algorithm.dynamic_sampling). Set "
+                "algorithm.dynamic_sampling: false, or pipeline: sync."
+            )

@@ -18,7 +18,7 @@ from reasonrl.rollout.samples import Sample
 from reasonrl.tracking import ProgressDisplay, Stopwatch
 from reasonrl.training.batch import Batch
 from reasonrl.training.checkpoint import save_checkpoint
-from reasonrl.training.objective import compute_advantages, compute_returns, needs_reference
+from reasonrl.training.objective import attention_credit, compute_advantages, compute_returns, needs_reference
 
 
 class TrainingStopped(RuntimeError):
@@ -39,7 +39,7 @@ def draw_groups(run: Run, timer: Stopwatch, prompts: int) -> list[Sample]:
 
 def rl_step(run: Run, timer: Stopwatch) -> dict[str, float]:
     """One RL step on the next batch of prompts; returns its metrics."""
-    config, learner, algorithm = run.config, run.learner, run.config.algorithm
+    config, algorithm = run.config, run.config.algorithm
     group_size = config.rollout.group_size
     prompts = config.rollout.batch_size // group_size
     if algorithm.dynamic_sampling:
@@ -54,6 +54,15 @@ def rl_step(run: Run, timer: Stopwatch) -> dict[str, float]:
     else:
         samples = generated = draw_groups(run, timer, prompts)
         sampling_metrics = {}
+    return {**rollout_metrics(generated, group_size), **sampling_metrics, **learn(run, timer, samples)}
+
+
+def learn(run: Run, timer: Stopwatch, samples: list[Sample]) -> dict[str, float]:
+    """Train on scored samples: log-probs, advantages, update, weight push, rollout dump; returns the metrics.
+
+    Shared by the sync and async pipelines: they differ in where the samples come from, not in how to learn."""
+    learner, algorithm = run.learner, run.config.algorithm
+    group_size = run.config.rollout.group_size
     rewards = [s.reward for s in samples]
     batch = Batch.from_ids([s.prompt_ids for s in samples], [s.response_ids for s in samples])
     batch.tensors["behaviour_logprobs"] = batch.padded([s.behaviour_logprobs for s in samples])
@@ -65,6 +74,11 @@ def rl_step(run: Run, timer: Stopwatch) -> dict[str, float]:
     if learner.critic is not None:
         with timer("values"):
             batch.tensors |= learner.critic.evaluate(batch, group_size)
+    credit_metrics: dict[str, float] = {}
+    if algorithm.attention_credit.enabled:
+        with timer("attention"):
+            attention = learner.probe_attention(batch, algorithm.attention_credit.layers)
+        batch.tensors["credit_weights"], credit_metrics = attention_credit(algorithm.attention_credit, batch, attention)
     batch.tensors["advantages"], advantage_metrics = compute_advantages(algorithm, rewards, batch, group_size)
     if learner.critic is not None:
         batch.tensors["returns"] = compute_returns(algorithm, rewards, batch, group_size)
@@ -74,18 +88,26 @@ def rl_step(run: Run, timer: Stopwatch) -> dict[str, float]:
     with timer("weight_sync"):
         run.engine.update_weights(learner.engine_weights(), run.version)
     if run.tracker.wants_rollouts(run.step + 1):
-        advantages = batch.tensors["advantages"]
-        run.tracker.dump_rollouts(
-            run.step + 1,
-            [s.to_record() | {"advantage": float(advantages[i, 0])} for i, s in enumerate(samples)],
-        )
+        run.tracker.dump_rollouts(run.step + 1, rollout_records(samples, batch))
     return {
-        **rollout_metrics(generated, group_size),
-        **sampling_metrics,
         **advantage_metrics,
+        **credit_metrics,
         **update_metrics,
         "train/policy_version": float(run.version),
     }
+
+
+def rollout_records(samples: list[Sample], batch: Batch) -> list[dict[str, Any]]:
+    """What a rollout dump keeps of each sample: its record, its first token's advantage and, with attention
+    credit, its per-token credit weights (to show which tokens were amplified)."""
+    advantages, credit = batch.tensors["advantages"], batch.tensors.get("credit_weights")
+    records = []
+    for row, sample in enumerate(samples):
+        record = sample.to_record() | {"advantage": float(advantages[row, 0])}
+        if credit is not None:
+            record["credit_weights"] = credit[row, : len(sample.response_ids)].tolist()
+        records.append(record)
+    return records
 
 
 def mark_correct(samples: list[Any], pool: Any) -> None:
@@ -118,6 +140,45 @@ def checkpoint(run: Run) -> None:
     )
 
 
+def measure_before(run: Run) -> None:
+    """Held-out accuracy before RL, once per run: a resumed run keeps its first measurement."""
+    if "accuracy_before" not in run.history:
+        before = held_out(run)
+        run.history["accuracy_before"] = before["accuracy/eval"]
+        run.tracker.log(0, before)
+
+
+def stop_if_nonfinite(run: Run, save: Callable[[], None]) -> None:
+    """After `train.max_nonfinite_steps` skipped steps in a row, save a checkpoint and stop the run."""
+    if run.learner.nonfinite_in_a_row >= run.config.train.max_nonfinite_steps:
+        save()
+        raise TrainingStopped(
+            f"the loss or gradient was non-finite for {run.learner.nonfinite_in_a_row} steps in a row "
+            f"(train.max_nonfinite_steps); checkpoint saved at step {run.step} in "
+            f"{run.directory.checkpoints_dir}. Lower train.lr, set train.grad_clip, or check the data"
+        )
+
+
+def finish(
+    run: Run, *, started: float, samples_done: int, rl_seconds: float, save: Callable[[], None]
+) -> dict[str, Any]:
+    """The final evaluation, checkpoint and `summary.json`; returns the summary."""
+    after = held_out(run)
+    run.tracker.log(run.step, after)
+    save()
+    summary = {
+        "accuracy_before": run.history["accuracy_before"],
+        "accuracy_after": after["accuracy/eval"],
+        "steps": run.step,
+        "wall_seconds": time.perf_counter() - started,
+        "samples_per_second": samples_done / rl_seconds if samples_done else 0.0,
+        "eval_prompts": len(run.eval_prompts),
+        "run_dir": str(run.directory.root),
+    }
+    run.tracker.write_summary(summary)
+    return summary
+
+
 def train(
     config: RunConfig,
     *,
@@ -129,10 +190,7 @@ def train(
     started = time.perf_counter()
     run = build_run(config, resume=resume, warmup_log=on_warmup_step)
     try:
-        if "accuracy_before" not in run.history:
-            before = held_out(run)
-            run.history["accuracy_before"] = before["accuracy/eval"]
-            run.tracker.log(0, before)
+        measure_before(run)
         samples_done = 0
         rl_started = time.perf_counter()
         timer = Stopwatch()
@@ -153,29 +211,12 @@ def train(
                 metrics["perf/samples_per_second"] = config.rollout.batch_size / max(metrics["time/step"], 1e-9)
                 run.tracker.log(run.step, metrics)
                 progress.update(run.step, metrics)
-                if run.learner.nonfinite_in_a_row >= config.train.max_nonfinite_steps:
-                    checkpoint(run)
-                    raise TrainingStopped(
-                        f"the loss or gradient was non-finite for {run.learner.nonfinite_in_a_row} steps in a row "
-                        f"(train.max_nonfinite_steps); checkpoint saved at step {run.step} in "
-                        f"{run.directory.checkpoints_dir}. Lower train.lr, set train.grad_clip, or check the data"
-                    )
+                stop_if_nonfinite(run, lambda: checkpoint(run))
                 if config.checkpoint.every_steps and run.step % config.checkpoint.every_steps == 0:
                     checkpoint(run)
         rl_seconds = time.perf_counter() - rl_started
-        after = held_out(run)
-        run.tracker.log(run.step, after)
-        checkpoint(run)
-        summary = {
-            "accuracy_before": run.history["accuracy_before"],
-            "accuracy_after": after["accuracy/eval"],
-            "steps": run.step,
-            "wall_seconds": time.perf_counter() - started,
-            "samples_per_second": samples_done / rl_seconds if samples_done else 0.0,
-            "eval_prompts": len(run.eval_prompts),
-            "run_dir": str(run.directory.root),
-        }
-        run.tracker.write_summary(summary)
-        return summary
+        return finish(
+            run, started=started, samples_done=samples_done, rl_seconds=rl_seconds, save=lambda: checkpoint(run)
+        )
     finally:
         run.close()

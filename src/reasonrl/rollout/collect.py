@@ -55,6 +55,7 @@ def generate_samples(
             policy_version=[engine.version] * len(generation.response_ids),
             finish_reason=generation.finish_reason,
             response_text=generation.text,
+            start_version=engine.version,
         )
         for (group_index, prompt), request, generation in zip(owners, requests, generations, strict=True)
     ]

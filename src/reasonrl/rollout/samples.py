@@ -14,7 +14,8 @@ class Sample:
     """One response to one prompt.
 
     `behaviour_logprobs` are the engine's per-token log-probs as sampled; `policy_version` is per token, since
-    a partially generated response may be continued under newer weights.
+    a partially generated response may be continued under newer weights; `start_version` is the version that
+    began the response, which the async pipeline's staleness bound counts from.
     """
 
     prompt: Prompt
@@ -28,6 +29,7 @@ class Sample:
     reward: float = 0.0
     reward_info: dict[str, Any] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
+    start_version: int = 0
 
     @property
     def correct(self) -> bool:
@@ -49,4 +51,5 @@ class Sample:
             "response_ids": self.response_ids,
             "behaviour_logprobs": self.behaviour_logprobs,
             "policy_version": self.policy_version,
+            "start_version": self.start_version,
         }

@@ -17,6 +17,7 @@ import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from reasonrl.config.schema import AlgorithmConfig, ModelConfig, TrainConfig
+from reasonrl.training.attention_probe import probe_attention
 from reasonrl.training.batch import Batch, group_slices, micro_batches
 from reasonrl.training.critic import Critic
 from reasonrl.training.forward import forward_responses, score_responses
@@ -77,6 +78,9 @@ class Learner:
             self.optimizer, lr_lambda(train.lr_schedule, train.lr_warmup_steps, total_updates)
         )
         self.nonfinite_in_a_row = 0
+        # Set by the async pipeline: its samples come from older policies, so the pre-update policy (the
+        # proximal policy of the decoupled objective) differs from the behaviour policy and needs its own pass.
+        self.off_policy = False
 
     # ---- log-probs -----------------------------------------------------------------------------------
     @property
@@ -86,14 +90,19 @@ class Learner:
         With one optimizer step per batch (one epoch, one mini-batch) and no KL in the reward, the policy
         is still the one that produced the batch when the update's forward runs, so that forward's
         detached log-probs *are* the old log-probs (the ratio is exactly 1) and a separate no-grad pass
-        would only recompute them (it cost 16-19% of a step on the tiny model).
+        would only recompute them (it cost 16-19% of a step on the tiny model). Off-policy (async) batches
+        always need them: the decoupled objective clips against them.
         """
         config = self.train_config
-        return config.ppo_epochs > 1 or config.mini_batches > 1 or self.algorithm.kl_in_reward
+        return config.ppo_epochs > 1 or config.mini_batches > 1 or self.algorithm.kl_in_reward or self.off_policy
 
     def policy_logprobs(self, batch: Batch) -> torch.Tensor:
         """Log-probs of the current policy before the update, no gradients."""
         return score_responses(self.model, batch, self.pad_id, self.train_config.micro_batch_tokens)[0]
+
+    def probe_attention(self, batch: Batch, layers: list[int]) -> list[torch.Tensor]:
+        """Per row, the attention maps [layers · heads, N, N] of the current policy's probe layers."""
+        return probe_attention(self.model, batch, self.pad_id, layers, self.train_config.micro_batch_tokens)
 
     def reference_logprobs(self, batch: Batch) -> torch.Tensor:
         """Log-probs under the frozen initial policy (only called when a KL term needs them)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
@@ -52,14 +53,18 @@ def load_tokenizer(folder: Path) -> PreTrainedTokenizerBase:
     return tokenizer
 
 
+def loading_options(config: ModelConfig) -> dict[str, Any]:
+    """`from_pretrained` keyword arguments every model of a run (policy, reference, critic) is loaded with."""
+    return {
+        "dtype": DTYPES[config.dtype],
+        "attn_implementation": None if config.attn_implementation == "auto" else config.attn_implementation,
+        "trust_remote_code": config.trust_remote_code,
+    }
+
+
 def load_policy(folder: Path, config: ModelConfig, device: torch.device) -> PreTrainedModel:
     """The trainable policy: full weights, or LoRA adapters on frozen weights."""
-    model = AutoModelForCausalLM.from_pretrained(
-        folder,
-        dtype=DTYPES[config.dtype],
-        attn_implementation=None if config.attn_implementation == "auto" else config.attn_implementation,
-        trust_remote_code=config.trust_remote_code,
-    ).to(device)
+    model = AutoModelForCausalLM.from_pretrained(folder, **loading_options(config)).to(device)
     if config.gradient_checkpointing:
         model.gradient_checkpointing_enable()
         model.config.use_cache = False
@@ -83,8 +88,6 @@ def load_policy(folder: Path, config: ModelConfig, device: torch.device) -> PreT
 
 def load_reference(folder: Path, config: ModelConfig, device: torch.device) -> PreTrainedModel:
     """A frozen copy of the initial policy for the KL term."""
-    model = AutoModelForCausalLM.from_pretrained(
-        folder, dtype=DTYPES[config.dtype], trust_remote_code=config.trust_remote_code
-    ).to(device)
+    model = AutoModelForCausalLM.from_pretrained(folder, **loading_options(config)).to(device)
     model.eval().requires_grad_(False)
     return model

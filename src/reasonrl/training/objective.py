@@ -19,12 +19,13 @@ from reasonrl.algorithms import (
     KL_ESTIMATORS,
     AdvantageInputs,
     aggregate_loss,
+    credit_weights,
     gae_returns,
     loss_denominator,
     policy_loss,
 )
 from reasonrl.algorithms.masking import masked_mean, masked_std
-from reasonrl.config.schema import AlgorithmConfig
+from reasonrl.config.schema import AlgorithmConfig, AttentionCreditConfig
 from reasonrl.training.batch import Batch
 
 
@@ -84,15 +85,46 @@ def compute_advantages(
     algorithm: AlgorithmConfig, rewards: Sequence[float], batch: Batch, group_size: int
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """Token-level advantages [B, T] for the configured estimator, with KL-in-reward when configured, zeroed
-    where the batch's `advantage_keep` mask (AsyPPO's I^A, from a critic ensemble) is 0."""
+    where the batch's `advantage_keep` mask (AsyPPO's I^A, from a critic ensemble) is 0 and scaled by its
+    `credit_weights` (attention-guided credit) when it has them."""
     inputs, metrics = advantage_inputs(algorithm, rewards, batch, group_size)
     valid = inputs.valid()
     advantages = ADVANTAGES.get(algorithm.advantage)(inputs)
-    if "advantage_keep" in batch.tensors:
-        advantages = advantages * batch.tensors["advantage_keep"]
+    for weights in ("advantage_keep", "credit_weights"):
+        if weights in batch.tensors:
+            advantages = advantages * batch.tensors[weights]
     metrics["advantage/mean"] = float(masked_mean(advantages, valid))
     metrics["advantage/std"] = float(masked_std(advantages, valid))
     return advantages, metrics
+
+
+def attention_credit(
+    config: AttentionCreditConfig, batch: Batch, attention: Sequence[torch.Tensor]
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """[B, T] credit weights (zero on padding) from each row's probe attention maps [H, N, N], and metrics."""
+    rows = [
+        credit_weights(
+            maps,
+            len(prompt),
+            strategy=config.strategy,
+            window=config.window,
+            future_near=config.future_near,
+            future_far=config.future_far,
+            head_share=config.head_share,
+            top_share=config.top_share,
+            amplification=config.amplification,
+            alpha=config.coupling_alpha,
+            coupling_window=config.coupling_window,
+        ).tolist()
+        for maps, prompt in zip(attention, batch.prompt_ids, strict=True)
+    ]
+    weights = batch.padded(rows)
+    valid = batch.response_mask.bool()
+    metrics = {
+        "credit/weight_mean": float(masked_mean(weights, valid)),
+        "credit/amplified_share": float(masked_mean((weights > 1).float(), valid)),
+    }
+    return weights, metrics
 
 
 def compute_returns(

@@ -10,7 +10,7 @@ from transformers import AutoModel, PreTrainedModel
 
 from reasonrl.config.schema import ModelConfig
 from reasonrl.training.batch import Batch, micro_batches, model_inputs
-from reasonrl.training.models import DTYPES
+from reasonrl.training.models import loading_options
 
 
 class ValueModel(nn.Module):
@@ -37,12 +37,7 @@ class ValueModel(nn.Module):
 def load_value_model(folder: Path, config: ModelConfig, device: torch.device) -> ValueModel:
     """A value model whose backbone is the transformer saved in `folder` (a causal-LM folder works: its LM
     head is simply not loaded)."""
-    backbone = AutoModel.from_pretrained(
-        folder,
-        dtype=DTYPES[config.dtype],
-        attn_implementation=None if config.attn_implementation == "auto" else config.attn_implementation,
-        trust_remote_code=config.trust_remote_code,
-    ).to(device)
+    backbone = AutoModel.from_pretrained(folder, **loading_options(config)).to(device)
     if config.gradient_checkpointing:
         backbone.gradient_checkpointing_enable()
     model = ValueModel(backbone)

@@ -1,0 +1,213 @@
+"""The rollout producer of the async pipeline: a thread that generates batches ahead of the learner.
+
+It owns a generation engine on its own copy of the weights, so the learner can update its module while
+generation runs (torch releases the GIL inside kernels, so on a CPU the two threads really overlap). New
+weights arrive through `publish` as a snapshot and are loaded only between generate calls, under the
+engine lock, so a response is never sampled from half-updated weights.
+
+Admission control keeps the staleness bound without wasting work: batch k (counted in learner steps) is
+trained at policy version k, so it may start only once version k - max_staleness is published. With
+`max_staleness: 0` the producer waits for every update, which makes it deterministic (the sync pipeline's
+samples). The learner still checks the bound on what it receives (`rollout.staleness`), and hands back
+the prompts of anything too old through `requeue`.
+
+Every prompt drawn and not yet trained on is `outstanding`; a checkpoint saves their ids with the sampler
+cursor, and resume generates them first, so across a crash no prompt is skipped or trained twice.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from reasonrl.data import Prompt, PromptSampler
+from reasonrl.engines.base import Engine, SamplingSettings
+from reasonrl.rollout.collect import PromptEncoder, generate_samples
+from reasonrl.rollout.samples import Sample
+
+
+def weight_snapshot(named_tensors: Iterable[tuple[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """A copy of the learner's weights: it keeps training its own tensors while the producer loads these."""
+    return {name: tensor.detach().clone() for name, tensor in named_tensors}
+
+
+@dataclass
+class RolloutBatch:
+    """One generate call's groups; `index` is the learner step it was admitted for."""
+
+    index: int
+    prompts: list[Prompt]
+    samples: list[Sample]
+
+
+@dataclass
+class ProducerTimes:
+    """Seconds the producer spent per activity since the last `lap`."""
+
+    generate: float = 0.0
+    idle: float = 0.0
+    weight_load: float = 0.0
+
+
+class RolloutProducer:
+    """Generates `prompts_per_batch` groups per batch on a thread, at most `max_staleness` steps ahead."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        encode: PromptEncoder,
+        sampling: SamplingSettings,
+        sampler: PromptSampler,
+        *,
+        prompts_per_batch: int,
+        group_size: int,
+        max_staleness: int,
+        version: int,
+        last_index: int,
+        pending: Sequence[Prompt] = (),
+        on_generate: Callable[[int], None] | None = None,
+    ) -> None:
+        """`version`: the learner's current version (the engine holds its weights); `last_index`: no batch
+        is admitted for a step at or past it; `pending`: prompts to generate before drawing new ones
+        (the outstanding prompts of a checkpoint); `on_generate(index)`: called before each generate
+        call (tests inject delays with it)."""
+        self.engine = engine
+        self.encode = encode
+        self.sampling = sampling
+        self.sampler = sampler
+        self.prompts_per_batch = prompts_per_batch
+        self.group_size = group_size
+        self.max_staleness = max_staleness
+        self.last_index = last_index
+        self.on_generate = on_generate
+        self._published = version
+        self._weights: dict[str, torch.Tensor] | None = None
+        self._next_index = version
+        self._requeued: deque[Prompt] = deque(pending)
+        self._outstanding: list[Prompt] = list(pending)
+        self._ready: queue.Queue[RolloutBatch] = queue.Queue()
+        self._times = ProducerTimes()
+        self._lock = threading.Condition()
+        self._engine_lock = threading.Lock()
+        self._stopping = False
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._loop, name="rollout-producer", daemon=True)
+
+    # ---- learner side ------------------------------------------------------------------------------
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop after the generate call in progress; its batch stays outstanding (a checkpoint keeps it)."""
+        with self._lock:
+            self._stopping = True
+            self._lock.notify_all()
+        if self._thread.ident is not None:  # started (joining a never-started thread raises)
+            self._thread.join()
+
+    def publish(self, snapshot: dict[str, torch.Tensor], version: int) -> None:
+        """Offer new weights (a `weight_snapshot`), loaded before the next generate call."""
+        with self._lock:
+            self._weights, self._published = snapshot, version
+            self._lock.notify_all()
+
+    def next_batch(self) -> RolloutBatch:
+        """The oldest generated batch, waiting for one; re-raises whatever stopped the producer thread."""
+        while True:
+            alive = self._thread.is_alive()  # read first: a thread that puts its last batch and ends is no loss
+            try:
+                return self._ready.get(timeout=0.05)
+            except queue.Empty:
+                pass
+            if self._error is not None:
+                raise RuntimeError("the rollout producer thread failed") from self._error
+            if not alive:
+                raise RuntimeError("the rollout producer thread stopped while the learner waits for a batch")
+
+    def requeue(self, prompts: Sequence[Prompt]) -> None:
+        """Generate these prompts again, before any new one (they stay outstanding until trained on)."""
+        with self._lock:
+            self._requeued.extendleft(reversed(prompts))
+            self._lock.notify_all()
+
+    def mark_trained(self, prompts: Sequence[Prompt]) -> None:
+        with self._lock:
+            for prompt in prompts:
+                self._outstanding.remove(prompt)
+
+    def state_dict(self) -> dict[str, Any]:
+        """The sampler cursor and the ids of prompts drawn but not trained on, oldest first."""
+        with self._lock:
+            return {"sampler": self.sampler.state_dict(), "outstanding": [p.id for p in self._outstanding]}
+
+    def engine_rng_state(self) -> dict[str, object]:
+        with self._engine_lock:
+            return self.engine.rng_state()
+
+    def lap(self) -> dict[str, float]:
+        """Producer-side seconds since the last lap, and how many batches wait for the learner."""
+        with self._lock:
+            times, self._times = self._times, ProducerTimes()
+        return {
+            "async/generate_seconds": times.generate,
+            "async/generation_idle_seconds": times.idle,
+            "async/weight_load_seconds": times.weight_load,
+            "async/queued_batches": float(self._ready.qsize()),
+        }
+
+    # ---- producer thread ---------------------------------------------------------------------------
+    def _admitted(self) -> bool:
+        return self._next_index < self.last_index and self._published >= self._next_index - self.max_staleness
+
+    def _loop(self) -> None:
+        try:
+            while True:
+                with self._lock:
+                    waited = time.perf_counter()
+                    while not self._stopping and not self._admitted():
+                        self._lock.wait()
+                    self._times.idle += time.perf_counter() - waited
+                    if self._stopping:
+                        return
+                    index = self._next_index
+                    self._next_index += 1
+                    prompts = self._draw()
+                if self.on_generate is not None:
+                    self.on_generate(index)
+                with self._engine_lock:
+                    self._load_newest_weights()
+                    started = time.perf_counter()
+                    samples = generate_samples(prompts, self.group_size, self.engine, self.encode, self.sampling)
+                    seconds = time.perf_counter() - started
+                with self._lock:
+                    self._times.generate += seconds
+                self._ready.put(RolloutBatch(index, prompts, samples))
+        except BaseException as error:  # handed to the learner by next_batch
+            self._error = error
+
+    def _draw(self) -> list[Prompt]:
+        """Requeued prompts first, then new ones from the sampler (called under the lock)."""
+        prompts = [self._requeued.popleft() for _ in range(min(len(self._requeued), self.prompts_per_batch))]
+        if len(prompts) < self.prompts_per_batch:
+            fresh = self.sampler.next_batch(self.prompts_per_batch - len(prompts))
+            self._outstanding.extend(fresh)
+            prompts.extend(fresh)
+        return prompts
+
+    def _load_newest_weights(self) -> None:
+        with self._lock:
+            weights, version = self._weights, self._published
+            self._weights = None
+        if weights is None:
+            return
+        started = time.perf_counter()
+        self.engine.update_weights(weights.items(), version)
+        with self._lock:
+            self._times.weight_load += time.perf_counter() - started

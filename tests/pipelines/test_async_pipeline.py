@@ -1,0 +1,182 @@
+"""The async pipeline's contract: staleness 0 is the sync pipeline, the bound holds under any timing, no
+prompt is lost or trained twice, and a stopped run resumes where it stopped."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import AutoModelForCausalLM
+
+from reasonrl.config import dump_config, load_config
+from reasonrl.data import PromptSampler, load_source
+from reasonrl.pipelines import async_rl, sync
+from reasonrl.pipelines.async_rl import AsyncHooks
+from reasonrl.tracking import read_metrics, read_rollouts
+
+from .conftest import QUICK
+
+pytestmark = pytest.mark.slow
+
+STEPS = 6
+PROMPTS_PER_STEP = 4  # QUICK: batch 16, group 4
+
+
+@pytest.fixture
+def varied_reward(tmp_path: Path) -> str:
+    """A reward that differs within groups, so every step has a real gradient (the tiny model scores 0)."""
+    plugin = tmp_path / "varied_reward.py"
+    plugin.write_text("def varied(response, answer, meta=None):\n    return float(len(response) % 3)\n")
+    return f"algorithm.reward.functions=[{{name: '{plugin}:varied'}}]"
+
+
+def _overrides(run_dir: Path, reward: str, *extra: str) -> list[str]:
+    return [
+        *QUICK,
+        reward,
+        f"train.steps={STEPS}",
+        f"logging.run_dir={run_dir}",
+        "logging.rollout_dump_every=1",
+        "logging.plots=false",
+        "logging.tensorboard=false",
+        *extra,
+    ]
+
+
+def _steps(run_dir: Path) -> dict[int, dict]:
+    """Per-step metrics without wall-clock ones and without the async pipeline's own."""
+    rows = [r for r in read_metrics(run_dir / "metrics.jsonl") if "reward/mean" in r]
+    return {r["step"]: {k: v for k, v in r.items() if not k.startswith(("time/", "perf/", "async/"))} for r in rows}
+
+
+def _trained_prompts(run_dir: Path) -> list[list[str]]:
+    """The prompt id of each trained group, step by step, from the rollout dumps."""
+    steps = []
+    for path in sorted((run_dir / "rollouts").glob("step_*.jsonl")):
+        records = read_rollouts(path)
+        steps.append([r["prompt_id"] for r in records[:: len(records) // PROMPTS_PER_STEP]])
+    return steps
+
+
+def _sampler_order(overrides: list[str], count: int) -> list[str]:
+    config = load_config(None, overrides)
+    prompts, _ = load_source(config.data.train, config_key="data.train")
+    return [p.id for p in PromptSampler(prompts, shuffle=config.data.shuffle, seed=config.data.seed).next_batch(count)]
+
+
+def test_staleness_zero_reproduces_the_sync_pipeline(tmp_path: Path, varied_reward: str) -> None:
+    sync_dir, async_dir = tmp_path / "sync", tmp_path / "async"
+    sync.train(load_config(None, _overrides(sync_dir, varied_reward, "algorithm.correction=decoupled")))
+    async_rl.train(
+        load_config(None, _overrides(async_dir, varied_reward, "pipeline=async", "async_training.max_staleness=0"))
+    )
+    expected, got = _steps(sync_dir), _steps(async_dir)
+    assert sorted(got) == list(range(1, STEPS + 1))
+    for step in expected:
+        assert got[step] == pytest.approx(expected[step], rel=1e-5, abs=1e-6), f"step {step} differs"
+    for step in range(1, STEPS + 1):
+        name = f"step_{step:06d}.jsonl"
+        sync_rows = read_rollouts(sync_dir / "rollouts" / name)
+        async_rows = read_rollouts(async_dir / "rollouts" / name)
+        assert [r["response_ids"] for r in async_rows] == [r["response_ids"] for r in sync_rows]
+        assert [r["prompt_id"] for r in async_rows] == [r["prompt_id"] for r in sync_rows]
+        assert all(r["start_version"] == step - 1 for r in async_rows)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_staleness_stays_bounded_and_every_prompt_is_trained_once_under_random_delays(
+    tmp_path: Path, varied_reward: str, seed: int
+) -> None:
+    rng = random.Random(seed)
+    max_staleness = rng.choice([1, 2])
+    generate_delays = {i: rng.uniform(0, 0.05) for i in range(STEPS)}
+    update_delays = {i: rng.uniform(0, 0.1) for i in range(1, STEPS + 1)}
+    hooks = AsyncHooks(
+        on_generate=lambda index: time.sleep(generate_delays[index]),
+        on_update=lambda step: time.sleep(update_delays[step]),
+    )
+    run_dir = tmp_path / "run"
+    overrides = _overrides(run_dir, varied_reward, "pipeline=async", f"async_training.max_staleness={max_staleness}")
+    async_rl.train(load_config(None, overrides), hooks=hooks)
+
+    rows = [r for r in read_metrics(run_dir / "metrics.jsonl") if "reward/mean" in r]
+    assert [r["step"] for r in rows] == list(range(1, STEPS + 1))
+    assert all(r["async/staleness_max"] <= max_staleness for r in rows)
+    assert any(r["async/staleness_max"] > 0 for r in rows), "generation never ran ahead; nothing was tested"
+    assert all(r["train/policy_version"] == r["step"] for r in rows)
+    for step in range(1, STEPS + 1):
+        records = read_rollouts(run_dir / "rollouts" / f"step_{step:06d}.jsonl")
+        assert all(0 <= (step - 1) - r["start_version"] <= max_staleness for r in records)
+    trained = [prompt for step in _trained_prompts(run_dir) for prompt in step]
+    assert trained == _sampler_order(overrides, STEPS * PROMPTS_PER_STEP)  # none lost, none twice, in order
+
+
+class _Crash(RuntimeError):
+    pass
+
+
+def test_a_stopped_run_resumes_its_outstanding_prompts_and_version(tmp_path: Path, varied_reward: str) -> None:
+    run_dir = tmp_path / "run"
+    overrides = _overrides(
+        run_dir, varied_reward, "pipeline=async", "async_training.max_staleness=2", "checkpoint.every_steps=1"
+    )
+
+    def crash_at_step_four(step: int) -> None:
+        time.sleep(0.1)  # let the producer run its full two batches ahead
+        if step == 4:
+            raise _Crash("stopped on purpose")
+
+    with pytest.raises(_Crash):
+        async_rl.train(load_config(None, overrides), hooks=AsyncHooks(on_update=crash_at_step_four))
+    saved = json.loads((run_dir / "checkpoints" / "step_000003" / "state.json").read_text())
+    assert saved["version"] == 3 and saved["step"] == 3
+    assert saved["outstanding"], "the producer had drawn prompts ahead; the checkpoint must keep them"
+
+    summary = async_rl.train(load_config(run_dir / "config.yaml", [f"logging.run_dir={run_dir}"]), resume=True)
+    assert summary["steps"] == STEPS
+    rows = [r for r in read_metrics(run_dir / "metrics.jsonl") if "reward/mean" in r]
+    assert [r["step"] for r in rows] == list(range(1, STEPS + 1))  # no step lost or logged twice
+    assert all(r["train/policy_version"] == r["step"] for r in rows)
+    trained = [prompt for step in _trained_prompts(run_dir) for prompt in step]
+    assert trained == _sampler_order(overrides, STEPS * PROMPTS_PER_STEP)
+
+
+def test_resume_after_sigkill_continues_bitwise_at_staleness_zero(tmp_path: Path, varied_reward: str) -> None:
+    """`reasonrl train` dispatches on `pipeline`; the checkpoint is taken while the producer waits, so a
+    killed and resumed run matches an uninterrupted one exactly, weights included."""
+    recipe = tmp_path / "async.yaml"
+    settings = [varied_reward, "pipeline=async", "async_training.max_staleness=0", "checkpoint.every_steps=1"]
+    recipe.write_text(dump_config(load_config(None, _overrides(tmp_path / "unused", *settings))))
+    reference = tmp_path / "uninterrupted"
+    async_rl.train(load_config(recipe, [f"logging.run_dir={reference}"]))
+
+    killed = tmp_path / "killed"
+    command = [sys.executable, "-m", "reasonrl", "train", str(recipe), "--run-dir", str(killed)]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=os.environ.copy())
+    deadline = time.monotonic() + 300
+    while not (killed / "checkpoints" / "step_000003").exists():
+        assert process.poll() is None, "the run ended before it could be killed"
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not (killed / "summary.json").exists()
+
+    summary = async_rl.train(load_config(killed / "config.yaml", [f"logging.run_dir={killed}"]), resume=True)
+    assert summary["steps"] == STEPS
+    expected, resumed = _steps(reference), _steps(killed)
+    assert sorted(resumed) == list(range(1, STEPS + 1))
+    for step in range(1, STEPS + 1):
+        assert resumed[step] == expected[step], f"step {step} differs after resume"
+    final_name = f"step_{STEPS:06d}"
+    final = AutoModelForCausalLM.from_pretrained(killed / "checkpoints" / final_name / "model").state_dict()
+    uninterrupted = AutoModelForCausalLM.from_pretrained(reference / "checkpoints" / final_name / "model").state_dict()
+    assert all(torch.equal(final[k], uninterrupted[k]) for k in final)
