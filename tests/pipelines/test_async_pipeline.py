@@ -4,11 +4,7 @@ prompt is lost or trained twice, and a stopped run resumes where it stopped."""
 from __future__ import annotations
 
 import json
-import os
 import random
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -23,6 +19,7 @@ from reasonrl.pipelines.async_rl import AsyncHooks
 from reasonrl.tracking import read_metrics, read_rollouts
 
 from .conftest import QUICK
+from .killing import kill_after_checkpoint
 
 pytestmark = pytest.mark.slow
 
@@ -159,16 +156,7 @@ def test_resume_after_sigkill_continues_bitwise_at_staleness_zero(tmp_path: Path
     async_rl.train(load_config(recipe, [f"logging.run_dir={reference}"]))
 
     killed = tmp_path / "killed"
-    command = [sys.executable, "-m", "reasonrl", "train", str(recipe), "--run-dir", str(killed)]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=os.environ.copy())
-    deadline = time.monotonic() + 300
-    while not (killed / "checkpoints" / "step_000003").exists():
-        assert process.poll() is None, "the run ended before it could be killed"
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    assert not (killed / "summary.json").exists()
+    kill_after_checkpoint(recipe, killed, step=3)
 
     summary = async_rl.train(load_config(killed / "config.yaml", [f"logging.run_dir={killed}"]), resume=True)
     assert summary["steps"] == STEPS

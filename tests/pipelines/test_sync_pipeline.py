@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -19,6 +17,7 @@ from reasonrl.pipelines.sync import train
 from reasonrl.tracking import read_metrics
 
 from .conftest import QUICK
+from .killing import kill_after_checkpoint
 
 pytestmark = pytest.mark.slow
 
@@ -68,16 +67,7 @@ def test_resume_after_sigkill_continues_bitwise(tmp_path: Path) -> None:
     train(load_config(recipe, [f"logging.run_dir={reference}"]))
 
     killed = tmp_path / "killed"
-    command = [sys.executable, "-m", "reasonrl", "train", str(recipe), "--run-dir", str(killed)]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=os.environ.copy())
-    deadline = time.monotonic() + 300
-    while not (killed / "checkpoints" / "step_000003").exists():
-        assert process.poll() is None, "the run ended before it could be killed"
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    assert not (killed / "summary.json").exists()
+    kill_after_checkpoint(recipe, killed, step=3)
 
     summary = train(load_config(killed / "config.yaml", [f"logging.run_dir={killed}"]), resume=True)
     assert summary["steps"] == 6
