@@ -11,8 +11,9 @@ reported; they must be comparable).
 What is timed is steady-state training: the wall time of each RL step (generation + reward + log-probs +
 update + weight sync), the first step skipped as warm-up; start-up, reasonrl's held-out evaluations and its
 final checkpoint are outside the timed steps. reasonrl's step times come from its own `metrics.jsonl`
-(`time/step`); TRL's from a `TrainerCallback` that stamps `on_step_end`. TRL runs with one torch thread (as
-reasonrl does here) and with torch's default thread count; the faster of the two is the number compared.
+(`time/step`); TRL's from a `TrainerCallback` that stamps `on_step_end`. Both systems run with one torch thread
+and with torch's default thread count (one per core); the ratio is reported at equal threads and between each
+system's faster setting.
 The systems alternate (`--rounds`, reasonrl then TRL, twice by default) so that a change in the load of a
 shared machine hits both; samples/s pool every measured step of every round (total samples / total seconds),
 and a ratio of median step times is reported beside it as a check against load spikes.
@@ -324,16 +325,20 @@ def print_table(report: dict[str, Any], thread_counts: list[int]) -> None:
         f"\nmachine: {load['nproc']} CPUs, load average {load['load_average_before'][0]:.2f} -> "
         f"{load['load_average_after'][0]:.2f}; " + ", ".join(f"{k} {v}" for k, v in report["versions"].items())
     )
-    header = f"{'shape':<16}{'reasonrl':>10}" + "".join(f"{'TRL t=' + str(t):>10}" for t in thread_counts)
-    print(header + f"{'ratio*':>9}{'median*':>9}{'mean len rr/TRL':>17}   (samples/s, steady state)")
+    header = f"{'shape':<16}" + "".join(f"{'ours t=' + str(t):>10}{'TRL t=' + str(t):>10}" for t in thread_counts)
+    print(header + f"{'best/best':>10}{'median':>8}{'mean len rr/TRL':>17}   (samples/s, steady state)")
     for shape, r in report["shapes"].items():
         best = r["trl_by_threads"][str(r["trl_best_threads"])]
-        line = f"{shape + ' (' + str(r['max_new_tokens']) + ' tok)':<16}{r['reasonrl']['samples_per_second']:>10.1f}"
-        line += "".join(f"{r['trl_by_threads'][str(t)]['samples_per_second']:>10.1f}" for t in thread_counts)
+        line = f"{shape + ' (' + str(r['max_new_tokens']) + ' tok)':<16}"
+        line += "".join(
+            f"{r['reasonrl_by_threads'][str(t)]['samples_per_second']:>10.1f}"
+            f"{r['trl_by_threads'][str(t)]['samples_per_second']:>10.1f}"
+            for t in thread_counts
+        )
         lengths = f"{r['reasonrl']['mean_completion_tokens']:.1f}/{best['mean_completion_tokens']:.1f}"
-        ratios = f"{r['ratio_reasonrl_over_trl']:>8.2f}x{r['ratio_reasonrl_over_trl_median_step']:>8.2f}x"
+        ratios = f"{r['ratio_reasonrl_over_trl']:>9.2f}x{r['ratio_reasonrl_over_trl_median_step']:>7.2f}x"
         print(line + ratios + f"{lengths:>17}")
-    print("* reasonrl over the faster TRL thread setting: pooled samples/s, and 64 / median step time")
+    print("best/best: each system at its faster thread count (pooled samples/s; median: 64 / median step time)")
     for o in report["engine_overhead"].values():
         engine_s, raw_s = o["engine_seconds_median"], o["raw_generate_seconds_median"]
         where = f"{o['max_new_tokens']} tok, {o['rows']} rows"
@@ -358,29 +363,32 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, Any] = {}
     for shape in shapes:
         tokens = SHAPES[shape]
-        rounds: dict[str, list[dict[str, Any]]] = {"reasonrl": [], **{str(t): [] for t in thread_counts}}
+        ours_rounds: dict[str, list[dict[str, Any]]] = {str(t): [] for t in thread_counts}
+        trl_rounds: dict[str, list[dict[str, Any]]] = {str(t): [] for t in thread_counts}
         for round_index in range(args.rounds):  # A B A B ...: a load change between systems hits both
             tag = f"[{shape} {round_index + 1}/{args.rounds}]"
-            print(f"{tag} reasonrl, max_new_tokens={tokens}", file=sys.stderr, flush=True)
-            rounds["reasonrl"].append(run_reasonrl(tokens, args.steps, threads=1))
             for threads in thread_counts:
+                print(f"{tag} reasonrl, max_new_tokens={tokens}, threads={threads}", file=sys.stderr, flush=True)
+                ours_rounds[str(threads)].append(run_reasonrl(tokens, args.steps, threads))
                 print(f"{tag} TRL GRPOTrainer, threads={threads}", file=sys.stderr, flush=True)
-                rounds[str(threads)].append(run_trl(tokens, args.steps, threads))
-        ours = pooled(rounds.pop("reasonrl"))
-        trl_runs = {key: pooled(runs) for key, runs in rounds.items()}
+                trl_rounds[str(threads)].append(run_trl(tokens, args.steps, threads))
+        ours_runs = {key: pooled(runs) for key, runs in ours_rounds.items()}
+        trl_runs = {key: pooled(runs) for key, runs in trl_rounds.items()}
+        ours = max(ours_runs.values(), key=lambda r: r["samples_per_second"])
         best = max(trl_runs.values(), key=lambda r: r["samples_per_second"])
         results[shape] = {
             "max_new_tokens": tokens,
             "prompts_per_step": PROMPTS_PER_STEP,
             "samples_per_prompt": GROUP_SIZE,
             "reasonrl": ours,
+            "reasonrl_by_threads": ours_runs,
             "trl_by_threads": trl_runs,
             "trl_best_threads": best["threads"],
             "ratio_reasonrl_over_trl": ours["samples_per_second"] / best["samples_per_second"],
             "ratio_reasonrl_over_trl_median_step": ours["samples_per_second_median_step"]
             / best["samples_per_second_median_step"],
-            "ratio_reasonrl_over_trl_by_threads": {
-                key: ours["samples_per_second"] / run["samples_per_second"] for key, run in trl_runs.items()
+            "ratio_at_equal_threads": {
+                key: ours_runs[key]["samples_per_second"] / run["samples_per_second"] for key, run in trl_runs.items()
             },
         }
     overhead = {}
