@@ -21,13 +21,21 @@ from transformers import AutoModelForCausalLM
 from reasonrl.config import RunConfig
 from reasonrl.engines.hf import HFEngine
 from reasonrl.pipelines.setup import Run, build_run
-from reasonrl.pipelines.sync import finish, held_out, learn, mark_correct, measure_before, stop_if_nonfinite
+from reasonrl.pipelines.sync import (
+    finish,
+    held_out,
+    learn,
+    mark_correct,
+    measure_before,
+    progress_display,
+    stop_if_nonfinite,
+)
 from reasonrl.rollout.collect import score_samples
 from reasonrl.rollout.metrics import rollout_metrics
 from reasonrl.rollout.producer import RolloutProducer, weight_snapshot
 from reasonrl.rollout.samples import Sample
 from reasonrl.rollout.staleness import split_by_staleness, staleness_metrics
-from reasonrl.tracking import ProgressDisplay, Stopwatch
+from reasonrl.tracking import Stopwatch
 from reasonrl.training.checkpoint import latest_checkpoint, save_checkpoint
 from reasonrl.training.learner import Learner
 
@@ -144,13 +152,7 @@ def train(
         rl_started = time.perf_counter()
         timer = Stopwatch()
         producer.start()
-        with ProgressDisplay(
-            config.train.steps,
-            samples_per_step=config.rollout.batch_size,
-            start_step=run.step,
-            live=config.logging.progress,
-            console=console,
-        ) as progress:
+        with progress_display(run, console) as progress:
             while run.step < config.train.steps:
                 metrics = async_step(run, producer, timer, hooks)
                 run.step += 1

@@ -179,6 +179,18 @@ def finish(
     return summary
 
 
+def progress_display(run: Run, console: Console | None) -> ProgressDisplay:
+    """The live display of a training loop, continuing from the run's step on resume."""
+    config = run.config
+    return ProgressDisplay(
+        config.train.steps,
+        samples_per_step=config.rollout.batch_size,
+        start_step=run.step,
+        live=config.logging.progress,
+        console=console,
+    )
+
+
 def train(
     config: RunConfig,
     *,
@@ -194,13 +206,7 @@ def train(
         samples_done = 0
         rl_started = time.perf_counter()
         timer = Stopwatch()
-        with ProgressDisplay(
-            config.train.steps,
-            samples_per_step=config.rollout.batch_size,
-            start_step=run.step,
-            live=config.logging.progress,
-            console=console,
-        ) as progress:
+        with progress_display(run, console) as progress:
             while run.step < config.train.steps:
                 metrics = rl_step(run, timer)
                 run.step += 1
