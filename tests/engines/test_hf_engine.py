@@ -109,3 +109,32 @@ def test_weight_updates_change_the_outputs(model, tokenizer, prompt_ids, tiny_mo
     learner_logprobs, _ = score_responses(model, batch, tokenizer.pad_token_id, token_budget=10_000)
     # The 0.5-sigma noise makes logits ~10x larger, and float32 rounding differences grow with them.
     torch.testing.assert_close(batch.padded([g.logprobs for g in after]), learner_logprobs, atol=1e-4, rtol=0)
+
+
+def test_on_finish_hears_each_response_as_it_ends_and_can_abort_the_rest(model, tokenizer, prompt_ids) -> None:  # type: ignore[no-untyped-def]
+    budgets = [2, 5, 9, 12, 12, 12]  # greedy, so finishing order follows the budgets (or an earlier EOS)
+    greedy = SamplingSettings(max_new_tokens=12, temperature=0.0)
+    batch = [GenerationRequest(prompt_ids=ids, max_new_tokens=b) for ids, b in zip(prompt_ids, budgets, strict=True)]
+    full = HFEngine(model, tokenizer).generate(batch, greedy)
+    heard: list[int] = []
+
+    def stop_after_two(index: int, generation) -> bool:  # type: ignore[no-untyped-def]
+        assert generation.response_ids == full[index].response_ids and generation.finish_reason != "abort"
+        heard.append(index)
+        return len(heard) >= 2
+
+    cut = HFEngine(model, tokenizer, max_batch_size=4).generate(batch, greedy, on_finish=stop_after_two)
+    assert len(heard) >= 2 and all(cut[i].response_ids == full[i].response_ids for i in heard)
+    aborted = [i for i, g in enumerate(cut) if g.finish_reason == "abort"]
+    assert aborted and set(aborted).isdisjoint(heard)
+    for i in aborted:  # an aborted response holds the tokens it had: a prefix of the uninterrupted one
+        assert full[i].response_ids[: len(cut[i].response_ids)] == cut[i].response_ids
+        assert len(cut[i].response_ids) < len(full[i].response_ids)
+    assert cut[4].response_ids == cut[5].response_ids == []  # the second batch of 4 never started
+    # Continuing each aborted response with its prefix and the rest of its budget finishes it exactly.
+    rest = [
+        GenerationRequest(prompt_ids[i], cut[i].response_ids, max_new_tokens=budgets[i] - len(cut[i].response_ids))
+        for i in aborted
+    ]
+    for i, tail in zip(aborted, HFEngine(model, tokenizer).generate(rest, greedy), strict=True):
+        assert cut[i].response_ids + tail.response_ids == full[i].response_ids

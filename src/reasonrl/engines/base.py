@@ -7,7 +7,7 @@ the behaviour policy and the learner are meaningful whatever the sampling temper
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
@@ -71,3 +71,18 @@ class Engine(Protocol):
     def set_rng_state(self, state: dict[str, object]) -> None: ...
 
     def close(self) -> None: ...
+
+
+class StreamingEngine(Engine, Protocol):
+    """An engine the async scheduler can drive: it reports each response as it ends (`on_finish`; returning
+    True aborts the rest, where the engine can) and decodes response text the way its generations do."""
+
+    def generate(
+        self,
+        requests: Sequence[GenerationRequest],
+        sampling: SamplingSettings,
+        *,
+        on_finish: Callable[[int, Generation], bool] | None = None,
+    ) -> list[Generation]: ...
+
+    def text(self, tokens: Sequence[int], sampling: SamplingSettings) -> str: ...

@@ -5,18 +5,22 @@ after temperature/top-k/top-p processing, while we need the raw temperature-1 lo
 token (the learner's definition); finished rows are dropped from the batch and cache as they stop, so a
 long tail does not make short answers pay; and one explicit torch.Generator makes sampling reproducible
 and its state checkpointable for bitwise resume.
+
+`generate` can also stop early (partial rollouts, APRIL): `on_finish` hears about each response the step it
+ends, and once it answers True every unfinished response is cut off with finish reason "abort" and the
+tokens it has, ready to be continued later through `GenerationRequest.response_prefix_ids`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import torch
 from transformers import DynamicCache, LogitsProcessorList, PreTrainedModel, PreTrainedTokenizerBase
 from transformers.generation.logits_process import TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
 
-from reasonrl.engines.base import Generation, GenerationRequest, SamplingSettings
-from reasonrl.engines.stops import StopChecker
+from reasonrl.engines.base import FinishReason, Generation, GenerationRequest, SamplingSettings
+from reasonrl.engines.stops import StopChecker, response_text
 
 
 class HFEngine:
@@ -43,10 +47,25 @@ class HFEngine:
         self.eos_ids = frozenset({*eos_ids, tokenizer.eos_token_id} - {None})
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(self.eos_ids)
 
-    def generate(self, requests: Sequence[GenerationRequest], sampling: SamplingSettings) -> list[Generation]:
+    def generate(
+        self,
+        requests: Sequence[GenerationRequest],
+        sampling: SamplingSettings,
+        *,
+        on_finish: FinishCallback | None = None,
+    ) -> list[Generation]:
+        """One generation per request, in order. `on_finish(index, generation)` is called as request `index`
+        ends; once it returns True, the requests still running end with finish reason "abort"."""
         results: list[Generation] = []
+        aborted = False
         for start in range(0, len(requests), self.max_batch_size):
-            results.extend(self._generate_batch(requests[start : start + self.max_batch_size], sampling))
+            chunk = requests[start : start + self.max_batch_size]
+            if aborted:  # never started: nothing generated, continue them later like any aborted request
+                results.extend(Generation([], [], "abort") for _ in chunk)
+                continue
+            callback = None if on_finish is None else _offset(on_finish, start)
+            generations, aborted = self._generate_batch(chunk, sampling, callback)
+            results.extend(generations)
         return results
 
     def _warpers(self, sampling: SamplingSettings) -> LogitsProcessorList:
@@ -60,7 +79,10 @@ class HFEngine:
         return warpers
 
     @torch.inference_mode()
-    def _generate_batch(self, requests: Sequence[GenerationRequest], sampling: SamplingSettings) -> list[Generation]:
+    def _generate_batch(
+        self, requests: Sequence[GenerationRequest], sampling: SamplingSettings, on_finish: FinishCallback | None
+    ) -> tuple[list[Generation], bool]:
+        """The generations of one batch, and whether `on_finish` asked to abort the rest."""
         contexts = [r.prompt_ids + r.response_prefix_ids for r in requests]
         budgets = torch.tensor(
             [r.max_new_tokens if r.max_new_tokens is not None else sampling.max_new_tokens for r in requests],
@@ -80,7 +102,8 @@ class HFEngine:
         stops = StopChecker(self.tokenizer, sampling.stop) if sampling.stop else None
         tokens: list[list[int]] = [[] for _ in requests]
         logprobs: list[list[float]] = [[] for _ in requests]
-        finish: list[str] = ["length"] * len(requests)
+        finish: list[FinishReason] = ["length"] * len(requests)
+        aborted = False
         active = torch.arange(len(requests), device=self.device)  # original row of each batch row
         cache = DynamicCache(config=self.model.config)
         step_ids, step_positions = input_ids, positions
@@ -111,10 +134,22 @@ class HFEngine:
                 ):
                     tokens[row].append(token)
                     logprobs[row].append(logprob)
-                    if token in self.eos_ids or (stops is not None and stops.hit(tokens[row])):
+                    if token in self.eos_ids or (
+                        stops is not None and stops.hit(requests[row].response_prefix_ids + tokens[row])
+                    ):
                         finish[row] = "stop"
                     elif step + 1 < budgets[row]:
                         keep.append(batch_row)
+                        continue
+                    if on_finish is not None:
+                        generation = Generation(
+                            tokens[row], logprobs[row], finish[row], self.text(tokens[row], sampling)
+                        )
+                        aborted = bool(on_finish(row, generation)) or aborted
+                if aborted:
+                    for row in active[keep].tolist() if keep else []:
+                        finish[row] = "abort"
+                    break
                 if not keep:
                     break
                 index = torch.tensor(keep, device=self.device)
@@ -129,14 +164,14 @@ class HFEngine:
                 step_ids = chosen[:, None]
         finally:
             self.model.train(was_training)
-        return [
-            Generation(response_ids=t, logprobs=lp, finish_reason=f, text=self._text(t, stops))  # type: ignore[arg-type]
+        generations = [
+            Generation(response_ids=t, logprobs=lp, finish_reason=f, text=self.text(t, sampling))
             for t, lp, f in zip(tokens, logprobs, finish, strict=True)
         ]
+        return generations, aborted
 
-    def _text(self, tokens: list[int], stops: StopChecker | None) -> str:
-        text = self.tokenizer.decode(tokens, skip_special_tokens=True)
-        return stops.truncate(text) if stops is not None else text
+    def text(self, tokens: Sequence[int], sampling: SamplingSettings) -> str:
+        return response_text(self.tokenizer, tokens, sampling.stop)
 
     def update_weights(self, named_tensors: Iterable[tuple[str, torch.Tensor]], version: int) -> None:
         if not self.shares_learner_module:
@@ -154,3 +189,21 @@ class HFEngine:
 
     def close(self) -> None:
         """Nothing to release: the model belongs to whoever built it."""
+
+
+def hf_engine_from_folder(model_dir: str, *, seed: int = 0) -> HFEngine:
+    """An hf engine on a Hugging Face folder's own weights, on CPU: what an `EngineProcess` builds when it
+    runs the hf engine in a process of its own."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(model_dir).eval()
+    return HFEngine(model, AutoTokenizer.from_pretrained(model_dir), seed=seed)
+
+
+FinishCallback = Callable[[int, Generation], bool]
+"""`on_finish(request_index, generation)`: True aborts the requests still running."""
+
+
+def _offset(on_finish: FinishCallback, start: int) -> FinishCallback:
+    """`on_finish` for a batch that starts at request `start`: batch rows become request indices."""
+    return lambda row, generation: on_finish(start + row, generation)

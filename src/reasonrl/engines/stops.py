@@ -28,3 +28,10 @@ class StopChecker:
         """The text before the first stop string, as vLLM returns it by default."""
         cut = min((i for i in (text.find(s) for s in self.stop) if i >= 0), default=len(text))
         return text[:cut]
+
+
+def response_text(tokenizer: PreTrainedTokenizerBase, tokens: Sequence[int], stop: Sequence[str]) -> str:
+    """A response's text as engines report it: decoded without special tokens, cut before the first stop
+    string (decoding the whole response finds a stop string across a continuation point too)."""
+    text = tokenizer.decode(tokens, skip_special_tokens=True)
+    return StopChecker(tokenizer, stop).truncate(text) if stop else text

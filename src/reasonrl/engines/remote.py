@@ -1,0 +1,146 @@
+"""A rollout engine in a process of its own, driven through a pipe: the async pipeline's vLLM engine.
+
+vLLM's scheduler and detokenizer are Python; in the learner's process they would hold the GIL against the
+training loop. In a spawned process of its own the engine has its own interpreter, and the learner thread
+only waits when it asks for something. The pipe is `torch.multiprocessing`'s, so weight tensors cross it
+through shared memory (CPU) or CUDA IPC handles (GPU) rather than being pickled byte by byte.
+
+One call at a time: the async producer is this engine's only user (a lock makes that a rule, not a hope).
+`generate` cannot abort early across the pipe, so `on_finish` is called for each response after the call
+returns, and partial rollouts need the in-process hf engine (the config says so).
+"""
+
+from __future__ import annotations
+
+import threading
+import traceback
+from collections.abc import Callable, Iterable, Sequence
+from multiprocessing.connection import Connection
+from typing import Any
+
+import torch
+import torch.multiprocessing as torch_mp
+from transformers import PreTrainedTokenizerBase
+
+from reasonrl.engines.base import Engine, Generation, GenerationRequest, SamplingSettings
+from reasonrl.engines.stops import response_text
+
+# A spawned interpreter imports torch and transformers (and vLLM compiles) before it answers.
+_START_SECONDS = 600.0
+
+
+class EngineStartError(RuntimeError):
+    """The engine process died or failed while building its engine; the message carries its traceback."""
+
+
+class EngineProcess:
+    """`factory(**kwargs)` built and run in a spawned process, with the `Engine` interface here.
+
+    `factory` must be importable by name (a class or a module-level function), since the child imports it.
+    `tokenizer` decodes response text on this side (`text`), as the hf engine does.
+    """
+
+    def __init__(
+        self, factory: Callable[..., Engine], kwargs: dict[str, Any], tokenizer: PreTrainedTokenizerBase
+    ) -> None:
+        self.tokenizer = tokenizer
+        self.version = 0
+        context = torch_mp.get_context("spawn")
+        self._conn, child = context.Pipe()
+        self._process = context.Process(
+            target=_serve, args=(child, factory, kwargs), name="reasonrl-engine", daemon=True
+        )
+        self._process.start()
+        child.close()
+        self._lock = threading.Lock()
+        self._closed = False
+        self._call("ready", timeout=_START_SECONDS)
+
+    def generate(
+        self,
+        requests: Sequence[GenerationRequest],
+        sampling: SamplingSettings,
+        *,
+        on_finish: Callable[[int, Generation], bool] | None = None,
+    ) -> list[Generation]:
+        """Generations in request order; `on_finish` hears each one after the call (no early abort)."""
+        generations: list[Generation] = self._call("generate", list(requests), sampling)
+        if on_finish is not None:
+            for index, generation in enumerate(generations):
+                on_finish(index, generation)
+        return generations
+
+    def update_weights(self, named_tensors: Iterable[tuple[str, torch.Tensor]], version: int) -> None:
+        self._call("update_weights", [(name, tensor.detach()) for name, tensor in named_tensors], version)
+        self.version = version
+
+    def text(self, tokens: Sequence[int], sampling: SamplingSettings) -> str:
+        return response_text(self.tokenizer, tokens, sampling.stop)
+
+    def rng_state(self) -> dict[str, object]:
+        state: dict[str, object] = self._call("rng_state")
+        return state
+
+    def set_rng_state(self, state: dict[str, object]) -> None:
+        self._call("set_rng_state", state)
+
+    def close(self) -> None:
+        """Stop the process (it closes its engine first); safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            with self._lock:
+                self._conn.send(("close", ()))
+            self._process.join(timeout=60)
+        except (BrokenPipeError, EOFError, OSError):
+            pass
+        if self._process.is_alive():
+            self._process.kill()
+            self._process.join()
+        self._conn.close()
+
+    def _call(self, method: str, *args: Any, timeout: float | None = None) -> Any:
+        with self._lock:
+            if self._closed:
+                raise RuntimeError(f"EngineProcess.{method}: the engine process is closed")
+            if method != "ready":
+                self._conn.send((method, args))
+            if not self._conn.poll(timeout):  # a dead child makes the pipe readable: recv raises EOFError
+                self._process.kill()
+                raise EngineStartError(
+                    f"the engine process did not answer {method!r} within {timeout} s "
+                    f"(exit code {self._process.exitcode}); see its output above"
+                )
+            try:
+                status, value = self._conn.recv()
+            except EOFError:
+                raise EngineStartError(
+                    f"the engine process exited (code {self._process.exitcode}) during {method!r}; "
+                    "see its output above (out of memory kills it silently)"
+                ) from None
+        if status == "error":
+            raise EngineStartError(f"the engine process failed in {method!r}:\n{value}")
+        return value
+
+
+def _serve(conn: Connection, factory: Callable[..., Engine], kwargs: dict[str, Any]) -> None:
+    """The child: build the engine, report ready (or the failure), then answer calls until `close`."""
+    try:
+        engine = factory(**kwargs)
+    except BaseException:
+        conn.send(("error", traceback.format_exc()))
+        return
+    conn.send(("ok", None))
+    while True:
+        try:
+            method, args = conn.recv()
+        except EOFError:  # the parent is gone
+            break
+        if method == "close":
+            break
+        try:
+            conn.send(("ok", getattr(engine, method)(*args)))
+        except BaseException:
+            conn.send(("error", traceback.format_exc()))
+    engine.close()

@@ -1,0 +1,61 @@
+"""An engine in a process of its own (`EngineProcess`): the same answers as in process, weights pushed
+across the pipe, RNG state round trips, and a failing or closed engine says so."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from transformers import AutoModelForCausalLM
+
+from reasonrl.engines.base import Generation, GenerationRequest, SamplingSettings
+from reasonrl.engines.hf import HFEngine, hf_engine_from_folder
+from reasonrl.engines.remote import EngineProcess, EngineStartError
+
+GREEDY = SamplingSettings(max_new_tokens=8, temperature=0.0)
+SAMPLE = SamplingSettings(max_new_tokens=8, temperature=1.0)
+
+
+def _requests(prompt_ids: list[list[int]]) -> list[GenerationRequest]:
+    return [GenerationRequest(prompt_ids=ids) for ids in prompt_ids]
+
+
+def test_an_engine_process_answers_like_the_engine_in_process(tiny_model_dir: Path, tokenizer, prompt_ids) -> None:  # type: ignore[no-untyped-def]
+    local = HFEngine(AutoModelForCausalLM.from_pretrained(tiny_model_dir).eval(), tokenizer, seed=3)
+    remote = EngineProcess(hf_engine_from_folder, {"model_dir": str(tiny_model_dir), "seed": 3}, tokenizer)
+    try:
+        heard: list[int] = []
+        generations = remote.generate(_requests(prompt_ids), SAMPLE, on_finish=lambda i, g: bool(heard.append(i)))
+        assert [g.response_ids for g in generations] == [
+            g.response_ids for g in local.generate(_requests(prompt_ids), SAMPLE)
+        ]
+        assert heard == list(range(len(prompt_ids)))
+        assert remote.text(generations[0].response_ids, SAMPLE) == generations[0].text
+
+        state = remote.rng_state()
+        again = remote.generate(_requests(prompt_ids), SAMPLE)
+        remote.set_rng_state(state)
+        assert [g.response_ids for g in remote.generate(_requests(prompt_ids), SAMPLE)] == [
+            g.response_ids for g in again
+        ]
+
+        changed = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+        for parameter in changed.parameters():
+            parameter.data.mul_(-1.0)
+        before = remote.generate(_requests(prompt_ids), GREEDY)
+        remote.update_weights(changed.named_parameters(), version=4)
+        after = remote.generate(_requests(prompt_ids), GREEDY)
+        assert remote.version == 4 and [g.response_ids for g in after] != [g.response_ids for g in before]
+        expected = HFEngine(changed.eval(), tokenizer).generate(_requests(prompt_ids), GREEDY)
+        assert [g.response_ids for g in after] == [g.response_ids for g in expected]
+        assert all(isinstance(g, Generation) for g in after)
+    finally:
+        remote.close()
+        remote.close()  # twice is fine
+    with pytest.raises(RuntimeError, match="the engine process is closed"):
+        remote.generate(_requests(prompt_ids), GREEDY)
+
+
+def test_an_engine_that_fails_to_build_reports_its_traceback(tmp_path: Path, tokenizer) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(EngineStartError, match=r"failed in 'ready'[\s\S]*hf_engine_from_folder[\s\S]*OSError"):
+        EngineProcess(hf_engine_from_folder, {"model_dir": str(tmp_path / "missing")}, tokenizer)
