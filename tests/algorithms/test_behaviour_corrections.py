@@ -52,6 +52,10 @@ def test_metrics() -> None:
     close(tis["behaviour_ratio_mean"], torch.tensor((0.3 + 1 + 1.5 + 2.5 + 6) / 5, dtype=F64))  # 2.26
     close(tis["behaviour_ratio_min"], torch.tensor(0.3, dtype=F64))
     close(tis["behaviour_ratio_max"], torch.tensor(6.0, dtype=F64))
+    # Quantiles of k = [0.3, 1, 1.5, 2.5, 6], interpolated at positions 0.2, 2 and 3.8 of 0..4.
+    close(tis["behaviour_ratio_p05"], torch.tensor(0.3 + 0.2 * 0.7, dtype=F64))  # 0.44
+    close(tis["behaviour_ratio_p50"], torch.tensor(1.5, dtype=F64))
+    close(tis["behaviour_ratio_p95"], torch.tensor(2.5 + 0.8 * 3.5, dtype=F64))  # 5.3
     close(tis["behaviour_weight_mean"], torch.tensor((0.3 + 1 + 1.5 + 2 + 2) / 5, dtype=F64))
     close(tis["behaviour_truncated_frac"], torch.tensor(2 / 5, dtype=F64))  # 2.5 and 6 above the cap
     close(tis["behaviour_masked_frac"], torch.tensor(0.0, dtype=F64))

@@ -32,13 +32,34 @@ def test_async_settings_without_async_mode_are_an_error() -> None:
         load_config(None, ["async_training.max_staleness=2"])
 
 
-@pytest.mark.parametrize(
-    ("setting", "message"),
-    [("rollout.engine=vllm", "vLLM is not supported there yet"), ("algorithm.dynamic_sampling=true", "dynamic")],
-)
-def test_async_pairings_not_built_yet_fail_before_the_run(setting: str, message: str) -> None:
-    with pytest.raises(ConfigError, match=message):
-        load_config(None, ["pipeline=async", setting])
+def test_async_with_vllm_loads_but_not_with_partial_rollouts() -> None:
+    assert load_config(None, ["pipeline=async", "rollout.engine=vllm"]).rollout.engine == "vllm"
+    with pytest.raises(ConfigError, match="only the in-process hf engine supports so far"):
+        load_config(None, ["pipeline=async", "rollout.engine=vllm", "async_training.partial_rollouts=true"])
+
+
+def test_partial_and_selective_rollouts_load_and_their_knobs_need_them() -> None:
+    config = load_config(
+        None,
+        [
+            "pipeline=async",
+            "async_training.partial_rollouts=true",
+            "async_training.overprovision=3",
+            "async_training.selective_rollouts=true",
+            "algorithm.dynamic_sampling=true",
+        ],
+    )
+    assert (config.async_training.overprovision, config.algorithm.dynamic_sampling) == (3.0, True)
+    with pytest.raises(ConfigError, match=r"max_staleness: 0 forbids\. Set max_staleness >= 1"):
+        load_config(None, ["pipeline=async", "async_training.partial_rollouts=true", "async_training.max_staleness=0"])
+    with pytest.raises(ConfigError, match="overprovision acts only with partial_rollouts"):
+        load_config(None, ["pipeline=async", "async_training.overprovision=3"])
+    with pytest.raises(ConfigError, match="target_zero_variance acts only with selective_rollouts"):
+        load_config(None, ["pipeline=async", "async_training.target_zero_variance=0.5"])
+    with pytest.raises(ConfigError, match="overprovision"):
+        load_config(
+            None, ["pipeline=async", "async_training.partial_rollouts=true", "async_training.overprovision=0.5"]
+        )
 
 
 def test_a_negative_staleness_bound_is_an_error() -> None:

@@ -55,6 +55,26 @@ def test_bits_preset_counts_ones_of_12_bit_numbers() -> None:
     assert len(heldout_prompts("bits?size=2000", size=200)) == 200
 
 
+def test_caesar_preset_decrypts_book_words_whose_lengths_have_a_long_tail() -> None:
+    prompts = load_prompts("caesar?size=2000")
+    assert [(p.text, p.answer) for p in prompts[:3]] == [
+        ("IURP-3=", "FROM"),
+        ("LV-3=", "IS"),
+        ("VHSDUDWHG-3=", "SEPARATED"),
+    ]
+    shift_back = {chr(65 + i): chr(65 + (i - 3) % 26) for i in range(26)}
+    for prompt in prompts:
+        assert re.fullmatch(r"[A-Z]+-3=", prompt.text)
+        assert "".join(shift_back[c] for c in prompt.text[:-3]) == prompt.answer == prompt.meta["gym_entry"]["answer"]
+    # Words drawn as they occur in the text: mostly short, a few long (the point of the `longtail` recipe).
+    lengths = sorted(len(p.answer) for p in prompts)
+    median, p90 = lengths[len(lengths) // 2], lengths[int(0.9 * len(lengths))]
+    assert median <= 5 and p90 >= 2 * median and lengths[-1] >= 3 * median
+    assert len(heldout_prompts("caesar?size=2000", size=200, train_prompts=prompts)) == 200
+    harder = load_prompts("caesar?size=50&min_rotation=1&max_rotation=25")
+    assert len({p.meta["gym_entry"]["metadata"]["rotation"] for p in harder}) > 5
+
+
 def test_tasks_are_deterministic_per_seed_and_differ_across_seeds() -> None:
     assert load_prompts("sum?size=50") == load_prompts(DataSource(source="sum", size=50))
     seed0 = [p.text for p in load_prompts("chain_sum?size=50")]

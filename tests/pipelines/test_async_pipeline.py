@@ -168,3 +168,51 @@ def test_resume_after_sigkill_continues_bitwise_at_staleness_zero(tmp_path: Path
     final = AutoModelForCausalLM.from_pretrained(killed / "checkpoints" / final_name / "model").state_dict()
     uninterrupted = AutoModelForCausalLM.from_pretrained(reference / "checkpoints" / final_name / "model").state_dict()
     assert all(torch.equal(final[k], uninterrupted[k]) for k in final)
+
+
+def test_partial_filtered_and_selective_rollouts_keep_the_contract_across_a_crash(
+    tmp_path: Path, varied_reward: str
+) -> None:
+    run_dir = tmp_path / "run"
+    overrides = _overrides(
+        run_dir,
+        varied_reward,
+        "pipeline=async",
+        "async_training.max_staleness=2",
+        "async_training.partial_rollouts=true",
+        "async_training.selective_rollouts=true",
+        "algorithm.dynamic_sampling=true",
+        "rollout.max_new_tokens=12",
+        "checkpoint.every_steps=1",
+    )
+
+    def crash_at_step_four(step: int) -> None:
+        time.sleep(0.05)
+        if step == 4:
+            raise _Crash("stopped on purpose")
+
+    with pytest.raises(_Crash):
+        async_rl.train(load_config(None, overrides), hooks=AsyncHooks(on_update=crash_at_step_four))
+    saved = json.loads((run_dir / "checkpoints" / "step_000003" / "state.json").read_text())
+    in_flight = saved["rollouts"]["groups"]
+    assert in_flight, "partial rollouts keep over-provisioned groups in flight; the checkpoint must hold them"
+    assert {g["prompt"] for g in in_flight} <= set(saved["outstanding"])
+    assert saved["rollouts"]["selective"]["traces"], "the GRESO history is part of the checkpoint"
+
+    async_rl.train(load_config(run_dir / "config.yaml", [f"logging.run_dir={run_dir}"]), resume=True)
+    rows = [r for r in read_metrics(run_dir / "metrics.jsonl") if "reward/mean" in r]
+    assert [r["step"] for r in rows] == list(range(1, STEPS + 1))
+    assert all(r["async/staleness_max"] <= 2 for r in rows)
+    assert all({"partial/aborted_requests", "dynamic_sampling/kept_groups", "greso/p_easy"} <= set(r) for r in rows)
+    trained: list[str] = []
+    for step in range(1, STEPS + 1):
+        records = read_rollouts(run_dir / "rollouts" / f"step_{step:06d}.jsonl")
+        for record in records:
+            versions = record["policy_version"]
+            assert versions == sorted(versions) and versions[0] == record["start_version"]
+            assert 0 <= (step - 1) - record["start_version"] <= 2
+        groups = [records[i : i + 4] for i in range(0, len(records), 4)]
+        if not rows[step - 1]["dynamic_sampling/gave_up"]:
+            assert all(len({r["reward"] for r in group}) > 1 for group in groups)
+        trained += [group[0]["prompt_id"] for group in groups]
+    assert len(trained) == len(set(trained)), "a prompt was trained twice"

@@ -25,12 +25,13 @@ from typing import Literal, get_args
 import torch
 from torch import Tensor
 
-from reasonrl.algorithms.masking import masked_max, masked_mean, masked_min, valid_mask
+from reasonrl.algorithms.masking import masked_max, masked_mean, masked_min, masked_quantile, valid_mask
 
 Correction = Literal["none", "decoupled", "tis", "icepop"]
 CORRECTIONS: tuple[str, ...] = get_args(Correction)
 
 LOG_RATIO_BOUND = 20.0
+RATIO_QUANTILES = (0.05, 0.5, 0.95)
 """log k is clamped to ±20 before exp so a wild behaviour log-prob cannot overflow the weight."""
 
 
@@ -47,7 +48,8 @@ def behaviour_weights(
     """Detached weights w [B, T] (zero on padding) for `correction`, and mismatch metrics.
 
     Metrics (when behaviour log-probs are given, whatever the correction, so the train–inference gap is
-    always visible): behaviour_ratio_mean/min/max (of k), behaviour_weight_mean, behaviour_kl (the k3
+    always visible): behaviour_ratio_mean/min/max and quantiles p05/p50/p95 (of k; the tails show how
+    stale or mismatched the sampler is better than the mean), behaviour_weight_mean, behaviour_kl (the k3
     estimate of KL(π_behaviour ‖ π_old), mean of (k − 1) − log k), behaviour_truncated_frac (share of
     tokens with k > tis_cap under `tis`, else 0) and behaviour_masked_frac (share outside [α, β] under
     `icepop`, else 0). All over real tokens.
@@ -93,6 +95,7 @@ def behaviour_weights(
         "behaviour_ratio_mean": masked_mean(k, valid),
         "behaviour_ratio_min": masked_min(k, valid),
         "behaviour_ratio_max": masked_max(k, valid),
+        **{f"behaviour_ratio_p{round(q * 100):02d}": masked_quantile(k, valid, q) for q in RATIO_QUANTILES},
         "behaviour_weight_mean": masked_mean(weights, valid),
         "behaviour_kl": masked_mean(torch.expm1(log_k) - log_k, valid),
         "behaviour_truncated_frac": masked_mean(truncated.to(k.dtype), valid),

@@ -44,3 +44,9 @@ def masked_max(values: Tensor, valid: Tensor) -> Tensor:
 def masked_min(values: Tensor, valid: Tensor) -> Tensor:
     """Smallest valid entry; 0 when there are none."""
     return -masked_max(-values, valid)
+
+
+def masked_quantile(values: Tensor, valid: Tensor, q: float) -> Tensor:
+    """The q-quantile of the valid entries (linear interpolation, as numpy); 0 when there are none."""
+    picked = values[valid]
+    return torch.quantile(picked, q) if picked.numel() else values.new_zeros(())

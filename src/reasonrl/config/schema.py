@@ -377,6 +377,47 @@ class AsyncTrainingConfig(Section):
         description="The learner at policy version v trains only on samples whose generation started at version "
         ">= v - max_staleness (0 = generation waits for every update: the sync pipeline's samples).",
     )
+    partial_rollouts: bool = Field(
+        False,
+        description="APRIL partial rollouts: keep overprovision x the batch's prompts in flight, stop generating "
+        "once the batch is full, and continue unfinished responses in later batches under newer weights.",
+    )
+    overprovision: float = Field(
+        2.0,
+        ge=1.0,
+        le=16.0,
+        description="Prompts in flight per batch, as a multiple of the batch's prompts (with partial_rollouts).",
+    )
+    selective_rollouts: bool = Field(
+        False,
+        description="GRESO: skip, before generating, prompts whose reward history predicts a group with equal "
+        "rewards (all correct or all wrong); the skip probability adapts toward target_zero_variance.",
+    )
+    target_zero_variance: float = Field(
+        0.25,
+        gt=0.0,
+        lt=1.0,
+        description="GRESO's target share of rolled-out groups with equal rewards (a third easy, two thirds hard).",
+    )
+
+    @model_validator(mode="after")
+    def _partial_needs_staleness(self) -> AsyncTrainingConfig:
+        if self.partial_rollouts and self.max_staleness == 0:
+            raise ValueError(
+                "async_training.partial_rollouts continues responses under newer weights, which max_staleness: 0 "
+                "forbids. Set max_staleness >= 1 (e.g. 1), or partial_rollouts: false."
+            )
+        if not self.partial_rollouts and self.overprovision != 2.0:  # a dumped config holds the default
+            raise ValueError(
+                "async_training.overprovision acts only with partial_rollouts. Set partial_rollouts: true, or "
+                "remove overprovision."
+            )
+        if not self.selective_rollouts and self.target_zero_variance != 0.25:
+            raise ValueError(
+                "async_training.target_zero_variance acts only with selective_rollouts. Set selective_rollouts: "
+                "true, or remove target_zero_variance."
+            )
+        return self
 
 
 class RunConfig(Section):
@@ -468,13 +509,9 @@ class RunConfig(Section):
                     "'none', which ignores the gap. Use decoupled (the async default), tis or icepop."
                 )
             algorithm.correction = "decoupled"
-        if self.rollout.engine == "vllm":
+        if self.rollout.engine == "vllm" and self.async_training.partial_rollouts:
             raise ValueError(
-                "pipeline: async runs generation on its own copy of the weights with the hf engine; vLLM is not "
-                "supported there yet. Set rollout.engine: hf, or pipeline: sync."
-            )
-        if algorithm.dynamic_sampling:
-            raise ValueError(
-                "pipeline: async does not yet filter groups as they finish (algorithm.dynamic_sampling). Set "
-                "algorithm.dynamic_sampling: false, or pipeline: sync."
+                "async_training.partial_rollouts aborts generate calls mid-way, which only the in-process hf engine "
+                "supports so far; the vLLM engine runs in a process of its own. Set rollout.engine: hf, or "
+                "partial_rollouts: false."
             )

@@ -23,6 +23,11 @@ def binary_number(entry: dict[str, Any]) -> str:
     return entry["metadata"]["binary"] + "="
 
 
+def caesar_shift(entry: dict[str, Any]) -> str:
+    """caesar_cipher's cipher text and rotation as `WKH-3=`: shift each letter back 3 to get `THE`."""
+    return f"{entry['metadata']['cipher_text']}-{entry['metadata']['rotation']}="
+
+
 @dataclass(frozen=True)
 class Preset:
     """A named reasoning-gym generator with preset options, its short question form and its verifier."""
@@ -67,6 +72,17 @@ PRESETS: dict[str, Preset] = {
             gym_task="count_bits",
             defaults={"min_n": 2**11, "max_n": 2**12 - 1},
             render=binary_number,
+        ),
+        Preset(
+            name="caesar",
+            description="decrypt one word of English text, its Caesar rotation given: WKH-3= -> THE; words are "
+            "drawn as they occur in a book, so answer lengths have a long tail (reasoning-gym caesar_cipher)",
+            gym_task="caesar_cipher",
+            # Splitting the book at spaces instead of full stops makes every "sentence" one word.
+            # A fixed rotation keeps it within reach of the tiny model (rotations 1-25: 0.03 held-out accuracy
+            # after a 600-step warm-up); `caesar?min_rotation=1&max_rotation=25` is the harder variant.
+            defaults={"delimiter": " ", "min_words": 1, "max_words": 1, "min_rotation": 3, "max_rotation": 3},
+            render=caesar_shift,
         ),
     )
 }

@@ -9,7 +9,6 @@ the behaviour policy that sampled each token. See docs/async.md.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,8 +18,11 @@ from rich.console import Console
 from transformers import AutoModelForCausalLM
 
 from reasonrl.config import RunConfig
+from reasonrl.engines.factory import choose_engine
 from reasonrl.engines.hf import HFEngine
-from reasonrl.pipelines.setup import Run, build_run
+from reasonrl.engines.remote import EngineProcess
+from reasonrl.engines.vllm import VLLMEngine
+from reasonrl.pipelines.setup import Run, build_run, max_model_len
 from reasonrl.pipelines.sync import (
     finish,
     held_out,
@@ -30,14 +32,17 @@ from reasonrl.pipelines.sync import (
     progress_display,
     stop_if_nonfinite,
 )
+from reasonrl.rewards import RewardPool
+from reasonrl.rewards.majority_labels import MajorityLabelPool, training_reward_pool
 from reasonrl.rollout.collect import score_samples
+from reasonrl.rollout.greso import SelectiveRollouts
 from reasonrl.rollout.metrics import rollout_metrics
 from reasonrl.rollout.producer import RolloutProducer, weight_snapshot
 from reasonrl.rollout.samples import Sample
+from reasonrl.rollout.scheduler import SchedulerSettings
 from reasonrl.rollout.staleness import split_by_staleness, staleness_metrics
 from reasonrl.tracking import Stopwatch
-from reasonrl.training.checkpoint import latest_checkpoint, save_checkpoint
-from reasonrl.training.learner import Learner
+from reasonrl.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 
 
 @dataclass
@@ -49,43 +54,80 @@ class AsyncHooks:
     on_update: Callable[[int], None] | None = None
 
 
-def generation_engine(learner: Learner, seed: int) -> HFEngine:
-    """An hf engine on its own copy of the learner's (merged) weights, so generation and updates overlap."""
+def generation_engine(run: Run, seed: int) -> HFEngine | EngineProcess:
+    """The producer's engine, on its own copy of the learner's (merged) weights so that generation and
+    updates overlap: an hf engine on this process's threads, or, for `rollout.engine: vllm` (or auto on a
+    GPU), vLLM in a process of its own, started from those weights written as a Hugging Face folder."""
+    learner, config = run.learner, run.config
     base = learner.model.get_base_model() if learner.lora else learner.model  # type: ignore[attr-defined]
     model = AutoModelForCausalLM.from_config(base.config, dtype=base.dtype)
     model.load_state_dict(dict(learner.engine_weights()))
-    return HFEngine(model.to(learner.device).eval(), learner.tokenizer, seed=seed)
+    # Partial rollouts abort generate calls mid-way, which only the in-process hf engine can (auto picks it).
+    if config.async_training.partial_rollouts or choose_engine(config.rollout.engine) != "vllm":
+        return HFEngine(model.to(learner.device).eval(), learner.tokenizer, seed=seed)
+    folder = run.directory.root / "engine_model"
+    model.save_pretrained(folder)
+    learner.tokenizer.save_pretrained(folder)
+    options = {
+        "model_dir": str(folder),
+        "seed": seed,
+        "dtype": config.model.dtype,
+        "max_model_len": max_model_len(learner),
+    }
+    return EngineProcess(VLLMEngine, options, learner.tokenizer)
 
 
-def build_producer(run: Run, hooks: AsyncHooks, *, resumed: bool) -> RolloutProducer:
-    """The producer, resumed where the newest checkpoint left it: outstanding prompts first, same RNG."""
+def build_producer(
+    run: Run, hooks: AsyncHooks, pool: RewardPool | MajorityLabelPool, *, resumed: bool
+) -> RolloutProducer:
+    """The producer, resumed where the newest checkpoint left it: responses in flight continued, outstanding
+    prompts first, same RNG. It scores with `pool`, its own: the learner's pool serves held-out evaluation."""
     config = run.config
-    engine = generation_engine(run.learner, config.train.seed)
+    rollout, asynchronous, algorithm = config.rollout, config.async_training, config.algorithm
+    engine = generation_engine(run, config.train.seed)
     engine.version = run.version
-    engine.set_rng_state(run.engine.rng_state())  # restored from the checkpoint by build_run on resume
-    pending = []
+    settings = SchedulerSettings(
+        prompts_per_batch=rollout.batch_size // rollout.group_size,
+        group_size=rollout.group_size,
+        max_staleness=asynchronous.max_staleness,
+        partial_rollouts=asynchronous.partial_rollouts,
+        overprovision=asynchronous.overprovision,
+        dynamic_sampling=algorithm.dynamic_sampling,
+        max_extra_prompts=algorithm.dynamic_sampling_max_extra_prompts,
+    )
+    selective = (
+        SelectiveRollouts(target_zero_variance=asynchronous.target_zero_variance, seed=config.train.seed)
+        if asynchronous.selective_rollouts
+        else None
+    )
     checkpoint = latest_checkpoint(run.directory.checkpoints_dir) if resumed else None
+    saved = {}
     if checkpoint is not None:
-        by_id = {p.id: p for p in run.sampler.prompts}
-        saved = json.loads((checkpoint / "state.json").read_text())
-        pending = [by_id[prompt_id] for prompt_id in saved.get("outstanding", [])]
-    return RolloutProducer(
+        trainer, saved = load_checkpoint(checkpoint)
+        engine.set_rng_state(trainer.get("producer_rng", trainer["engine_rng"]))  # older checkpoints: one engine
+    by_id = {p.id: p for p in run.sampler.prompts}
+    producer = RolloutProducer(
         engine,
         run.encode,
         run.sampling,
         run.sampler,
-        prompts_per_batch=config.rollout.batch_size // config.rollout.group_size,
-        group_size=config.rollout.group_size,
-        max_staleness=config.async_training.max_staleness,
+        settings,
+        score=lambda samples: score_samples(samples, pool),
         version=run.version,
         last_index=config.train.steps,
-        pending=pending,
+        pending=[by_id[prompt_id] for prompt_id in saved.get("outstanding", [])],
+        selective=selective,
         on_generate=hooks.on_generate,
     )
+    if "rollouts" in saved:
+        producer.restore(saved["rollouts"], by_id)
+    return producer
 
 
-def async_step(run: Run, producer: RolloutProducer, timer: Stopwatch, hooks: AsyncHooks) -> dict[str, float]:
-    """One learner step on the next fresh batch; returns its metrics."""
+def async_step(
+    run: Run, producer: RolloutProducer, timer: Stopwatch, hooks: AsyncHooks
+) -> tuple[dict[str, float], int]:
+    """One learner step on the next fresh batch (scored by the producer); returns its metrics and size."""
     group_size, max_staleness = run.config.rollout.group_size, run.config.async_training.max_staleness
     dropped = 0
     samples: list[Sample] = []
@@ -96,17 +138,16 @@ def async_step(run: Run, producer: RolloutProducer, timer: Stopwatch, hooks: Asy
         if stale:
             dropped += len(stale)
             producer.requeue([s.prompt for s in stale[::group_size]])
-    with timer("reward"):
-        score_samples(samples, run.train_pool)
-        if run.eval_pool is not None:
+    if run.eval_pool is not None:
+        with timer("reward"):
             mark_correct(samples, run.eval_pool)
     age = staleness_metrics(samples, run.version, max_staleness)
     if hooks.on_update is not None:
         hooks.on_update(run.step + 1)
-    metrics = {**rollout_metrics(samples, group_size), **learn(run, timer, samples), **age}
+    metrics = {**batch.metrics, **rollout_metrics(samples, group_size), **learn(run, timer, samples), **age}
     producer.mark_trained([s.prompt for s in samples[::group_size]])
     metrics["async/dropped_stale_samples"] = float(dropped)
-    return metrics
+    return metrics, len(samples)
 
 
 def overlap_metrics(step_seconds: float, training_idle: float, generate_seconds: float) -> dict[str, float]:
@@ -126,7 +167,11 @@ def checkpoint(run: Run, producer: RolloutProducer) -> None:
         run.directory.checkpoints_dir,
         run.step,
         save_model=run.learner.save_model,
-        trainer_state={"learner": run.learner.state_dict(), "engine_rng": producer.engine_rng_state()},
+        trainer_state={
+            "learner": run.learner.state_dict(),
+            "engine_rng": run.engine.rng_state(),
+            "producer_rng": producer.engine_rng_state(),
+        },
         pipeline_state={**producer.state_dict(), "version": run.version, "history": run.history},
         keep_last=run.config.checkpoint.keep_last,
     )
@@ -143,9 +188,9 @@ def train(
     """Run (or resume) an async training run; returns the summary also written to `summary.json`."""
     started = time.perf_counter()
     hooks = hooks or AsyncHooks()
-    run = build_run(config, resume=resume, warmup_log=on_warmup_step)
-    run.learner.off_policy = True
-    producer = build_producer(run, hooks, resumed=resume)
+    run = build_run(config, resume=resume, warmup_log=on_warmup_step, engine="hf")
+    pool = training_reward_pool(config.algorithm.reward)
+    producer = build_producer(run, hooks, pool, resumed=resume)
     try:
         measure_before(run)
         samples_done = 0
@@ -154,9 +199,9 @@ def train(
         producer.start()
         with progress_display(run, console) as progress:
             while run.step < config.train.steps:
-                metrics = async_step(run, producer, timer, hooks)
+                metrics, batch_samples = async_step(run, producer, timer, hooks)
                 run.step += 1
-                samples_done += config.rollout.batch_size
+                samples_done += batch_samples
                 with timer("weight_sync"):
                     weights = weight_snapshot(run.learner.engine_weights())
                 if config.eval.every_steps and run.step % config.eval.every_steps == 0:
@@ -166,7 +211,7 @@ def train(
                 metrics |= overlap_metrics(
                     metrics["time/step"], metrics.get("time/wait_for_rollouts", 0.0), metrics["async/generate_seconds"]
                 )
-                metrics["perf/samples_per_second"] = config.rollout.batch_size / max(metrics["time/step"], 1e-9)
+                metrics["perf/samples_per_second"] = batch_samples / max(metrics["time/step"], 1e-9)
                 run.tracker.log(run.step, metrics)
                 progress.update(run.step, metrics)
                 # Checkpoint before publishing: with max_staleness 0 the producer then waits, so the saved
@@ -185,5 +230,6 @@ def train(
             save=lambda: checkpoint(run, producer),
         )
     finally:
-        producer.stop()
+        producer.close()
+        pool.close()
         run.close()

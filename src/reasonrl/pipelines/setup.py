@@ -108,8 +108,10 @@ def warmed_up_model(config: RunConfig, base: Path, directory: RunDirectory, prom
     return target
 
 
-def build_run(config: RunConfig, *, resume: bool = False, warmup_log: Any = None) -> Run:
-    """Build every part of a run; with `resume`, restore the newest checkpoint of `config.logging.run_dir`."""
+def build_run(config: RunConfig, *, resume: bool = False, warmup_log: Any = None, engine: str | None = None) -> Run:
+    """Build every part of a run; with `resume`, restore the newest checkpoint of `config.logging.run_dir`.
+    `engine` overrides `rollout.engine` (the async pipeline generates elsewhere and keeps the free
+    colocated hf engine here)."""
     seed_everything(config.train.seed)
     configure_threads(config.train.num_threads)
     directory = RunDirectory.create(config.logging.run_dir, config_text=dump_config(config), resume=resume)
@@ -142,14 +144,14 @@ def build_run(config: RunConfig, *, resume: bool = False, warmup_log: Any = None
     )
     if checkpoint is not None and lora:
         learner.load_adapter(checkpoint / "model")
-    engine = build_engine(
-        rollout.engine,
+    rollout_engine = build_engine(
+        engine or rollout.engine,
         model=learner.model,
         tokenizer=learner.tokenizer,
         model_dir=policy_folder,
         seed=config.train.seed,
         dtype=config.model.dtype,
-        max_model_len=_max_model_len(learner, rollout.max_new_tokens),
+        max_model_len=max_model_len(learner),
     )
     shaped = bool(config.algorithm.reward.functions) or config.algorithm.reward.labels == "majority"
     reward = config.algorithm.reward
@@ -158,7 +160,7 @@ def build_run(config: RunConfig, *, resume: bool = False, warmup_log: Any = None
         directory=directory,
         tracker=tracker,
         learner=learner,
-        engine=engine,
+        engine=rollout_engine,
         encode=PromptEncoder(learner.tokenizer, config.data.format),
         sampler=PromptSampler(train_prompts, shuffle=config.data.shuffle, seed=config.data.seed),
         eval_prompts=eval_prompts,
@@ -183,7 +185,8 @@ def build_run(config: RunConfig, *, resume: bool = False, warmup_log: Any = None
     return run
 
 
-def _max_model_len(learner: Learner, max_new_tokens: int) -> int:
+def max_model_len(learner: Learner) -> int:
+    """The context length a vLLM engine reserves for: the model's, capped at 4096."""
     limit = getattr(learner.model.config, "max_position_embeddings", 4096)
     return int(min(limit, 4096))
 

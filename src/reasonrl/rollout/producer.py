@@ -3,16 +3,19 @@
 It owns a generation engine on its own copy of the weights, so the learner can update its module while
 generation runs (torch releases the GIL inside kernels, so on a CPU the two threads really overlap). New
 weights arrive through `publish` as a snapshot and are loaded only between generate calls, under the
-engine lock, so a response is never sampled from half-updated weights.
+engine lock, so no generate call mixes two versions (a partial rollout continued later records the new
+version on its new tokens).
 
 Admission control keeps the staleness bound without wasting work: batch k (counted in learner steps) is
 trained at policy version k, so it may start only once version k - max_staleness is published. With
 `max_staleness: 0` the producer waits for every update, which makes it deterministic (the sync pipeline's
-samples). The learner still checks the bound on what it receives (`rollout.staleness`), and hands back
-the prompts of anything too old through `requeue`.
+samples). What goes into a batch (partial rollouts, group-wise filtering, selective rollouts) is the
+`RolloutScheduler`'s job. The learner still checks the bound on what it receives (`rollout.staleness`),
+and hands back the prompts of anything too old through `requeue`.
 
-Every prompt drawn and not yet trained on is `outstanding`; a checkpoint saves their ids with the sampler
-cursor, and resume generates them first, so across a crash no prompt is skipped or trained twice.
+Every prompt drawn and neither trained on nor retired (filtered out, skipped) is `outstanding`; a
+checkpoint saves their ids with the sampler cursor and the responses in flight, and resume continues
+those and generates the rest first, so across a crash no prompt is skipped or trained twice.
 """
 
 from __future__ import annotations
@@ -28,9 +31,11 @@ from typing import Any
 import torch
 
 from reasonrl.data import Prompt, PromptSampler
-from reasonrl.engines.base import Engine, SamplingSettings
-from reasonrl.rollout.collect import PromptEncoder, generate_samples
+from reasonrl.engines.base import SamplingSettings, StreamingEngine
+from reasonrl.rollout.collect import PromptEncoder
+from reasonrl.rollout.greso import SelectiveRollouts
 from reasonrl.rollout.samples import Sample
+from reasonrl.rollout.scheduler import RolloutScheduler, SchedulerSettings, restored_pending
 
 
 def weight_snapshot(named_tensors: Iterable[tuple[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
@@ -40,11 +45,12 @@ def weight_snapshot(named_tensors: Iterable[tuple[str, torch.Tensor]]) -> dict[s
 
 @dataclass
 class RolloutBatch:
-    """One generate call's groups; `index` is the learner step it was admitted for."""
+    """One batch of scored groups; `index` is the learner step it was admitted for, `metrics` what
+    producing it took (generate calls, aborts, filtered and skipped groups)."""
 
     index: int
-    prompts: list[Prompt]
     samples: list[Sample]
+    metrics: dict[str, float]
 
 
 @dataclass
@@ -57,34 +63,31 @@ class ProducerTimes:
 
 
 class RolloutProducer:
-    """Generates `prompts_per_batch` groups per batch on a thread, at most `max_staleness` steps ahead."""
+    """Produces batches of `settings.prompts_per_batch` scored groups on a thread, at most
+    `settings.max_staleness` steps ahead of the learner."""
 
     def __init__(
         self,
-        engine: Engine,
+        engine: StreamingEngine,
         encode: PromptEncoder,
         sampling: SamplingSettings,
         sampler: PromptSampler,
+        settings: SchedulerSettings,
         *,
-        prompts_per_batch: int,
-        group_size: int,
-        max_staleness: int,
+        score: Callable[[list[Sample]], None],
         version: int,
         last_index: int,
         pending: Sequence[Prompt] = (),
+        selective: SelectiveRollouts | None = None,
         on_generate: Callable[[int], None] | None = None,
     ) -> None:
         """`version`: the learner's current version (the engine holds its weights); `last_index`: no batch
         is admitted for a step at or past it; `pending`: prompts to generate before drawing new ones
-        (the outstanding prompts of a checkpoint); `on_generate(index)`: called before each generate
-        call (tests inject delays with it)."""
+        (the outstanding prompts of a checkpoint); `score(samples)`: fills rewards in place;
+        `on_generate(index)`: called before each batch is produced (tests inject delays with it)."""
         self.engine = engine
-        self.encode = encode
-        self.sampling = sampling
         self.sampler = sampler
-        self.prompts_per_batch = prompts_per_batch
-        self.group_size = group_size
-        self.max_staleness = max_staleness
+        self.max_staleness = settings.max_staleness
         self.last_index = last_index
         self.on_generate = on_generate
         self._published = version
@@ -94,11 +97,28 @@ class RolloutProducer:
         self._outstanding: list[Prompt] = list(pending)
         self._ready: queue.Queue[RolloutBatch] = queue.Queue()
         self._times = ProducerTimes()
-        self._lock = threading.Condition()
+        self._lock = threading.Condition()  # an RLock inside: the scheduler calls back into _draw under it
         self._engine_lock = threading.Lock()
         self._stopping = False
         self._error: BaseException | None = None
+        self.scheduler = RolloutScheduler(
+            engine,
+            encode,
+            sampling,
+            settings,
+            score=score,
+            draw=self._draw,
+            discard=self._retire,
+            lock=self._lock,
+            selective=selective,
+        )
         self._thread = threading.Thread(target=self._loop, name="rollout-producer", daemon=True)
+
+    def restore(self, state: dict[str, Any], prompts_by_id: dict[str, Prompt]) -> None:
+        """Continue a checkpoint's responses in flight (before start); their prompts stay outstanding."""
+        in_pool = self.scheduler.load_state_dict(state, prompts_by_id)
+        self._requeued = deque(restored_pending(self._requeued, in_pool))
+        self._outstanding = [*in_pool, *self._requeued]
 
     # ---- learner side ------------------------------------------------------------------------------
     def start(self) -> None:
@@ -111,6 +131,11 @@ class RolloutProducer:
             self._lock.notify_all()
         if self._thread.ident is not None:  # started (joining a never-started thread raises)
             self._thread.join()
+
+    def close(self) -> None:
+        """Stop, then release the engine (an engine process exits)."""
+        self.stop()
+        self.engine.close()
 
     def publish(self, snapshot: dict[str, torch.Tensor], version: int) -> None:
         """Offer new weights (a `weight_snapshot`), loaded before the next generate call."""
@@ -143,9 +168,14 @@ class RolloutProducer:
                 self._outstanding.remove(prompt)
 
     def state_dict(self) -> dict[str, Any]:
-        """The sampler cursor and the ids of prompts drawn but not trained on, oldest first."""
+        """The sampler cursor, the ids of prompts drawn but not trained on (oldest first) and the responses
+        in flight, all taken at one moment."""
         with self._lock:
-            return {"sampler": self.sampler.state_dict(), "outstanding": [p.id for p in self._outstanding]}
+            return {
+                "sampler": self.sampler.state_dict(),
+                "outstanding": [p.id for p in self._outstanding],
+                "rollouts": self.scheduler.state_dict(),
+            }
 
     def engine_rng_state(self) -> dict[str, object]:
         with self._engine_lock:
@@ -178,28 +208,33 @@ class RolloutProducer:
                         return
                     index = self._next_index
                     self._next_index += 1
-                    prompts = self._draw()
                 if self.on_generate is not None:
                     self.on_generate(index)
                 with self._engine_lock:
                     self._load_newest_weights()
                     started = time.perf_counter()
-                    samples = generate_samples(prompts, self.group_size, self.engine, self.encode, self.sampling)
+                    produced = self.scheduler.produce(index)
                     seconds = time.perf_counter() - started
                 with self._lock:
                     self._times.generate += seconds
-                self._ready.put(RolloutBatch(index, prompts, samples))
+                self._ready.put(RolloutBatch(index, produced.samples, produced.metrics))
         except BaseException as error:  # handed to the learner by next_batch
             self._error = error
 
-    def _draw(self) -> list[Prompt]:
-        """Requeued prompts first, then new ones from the sampler (called under the lock)."""
-        prompts = [self._requeued.popleft() for _ in range(min(len(self._requeued), self.prompts_per_batch))]
-        if len(prompts) < self.prompts_per_batch:
-            fresh = self.sampler.next_batch(self.prompts_per_batch - len(prompts))
-            self._outstanding.extend(fresh)
-            prompts.extend(fresh)
-        return prompts
+    def _draw(self, count: int) -> list[Prompt]:
+        """Requeued prompts first, then new ones from the sampler; all outstanding until trained or retired."""
+        with self._lock:
+            prompts = [self._requeued.popleft() for _ in range(min(len(self._requeued), count))]
+            if len(prompts) < count:
+                fresh = self.sampler.next_batch(count - len(prompts))
+                self._outstanding.extend(fresh)
+                prompts.extend(fresh)
+            return prompts
+
+    def _retire(self, prompt: Prompt) -> None:
+        """A prompt that will not be trained on (filtered out or skipped) stops being outstanding."""
+        with self._lock:
+            self._outstanding.remove(prompt)
 
     def _load_newest_weights(self) -> None:
         with self._lock:

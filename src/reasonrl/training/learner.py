@@ -78,9 +78,6 @@ class Learner:
             self.optimizer, lr_lambda(train.lr_schedule, train.lr_warmup_steps, total_updates)
         )
         self.nonfinite_in_a_row = 0
-        # Set by the async pipeline: its samples come from older policies, so the pre-update policy (the
-        # proximal policy of the decoupled objective) differs from the behaviour policy and needs its own pass.
-        self.off_policy = False
 
     # ---- log-probs -----------------------------------------------------------------------------------
     @property
@@ -90,11 +87,12 @@ class Learner:
         With one optimizer step per batch (one epoch, one mini-batch) and no KL in the reward, the policy
         is still the one that produced the batch when the update's forward runs, so that forward's
         detached log-probs *are* the old log-probs (the ratio is exactly 1) and a separate no-grad pass
-        would only recompute them (it cost 16-19% of a step on the tiny model). Off-policy (async) batches
-        always need them: the decoupled objective clips against them.
+        would only recompute them (it cost 16-19% of a step on the tiny model). That holds for off-policy
+        (async) batches too: the decoupled objective's proximal policy is the policy before this update,
+        which is what that forward computes; the behaviour policy's log-probs come from the engine.
         """
         config = self.train_config
-        return config.ppo_epochs > 1 or config.mini_batches > 1 or self.algorithm.kl_in_reward or self.off_policy
+        return config.ppo_epochs > 1 or config.mini_batches > 1 or self.algorithm.kl_in_reward
 
     def policy_logprobs(self, batch: Batch) -> torch.Tensor:
         """Log-probs of the current policy before the update, no gradients."""

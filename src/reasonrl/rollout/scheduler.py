@@ -1,0 +1,387 @@
+"""What the async producer generates next, and when a batch is ready: partial rollouts, group-wise dynamic
+sampling and selective rollouts.
+
+A batch is `prompts_per_batch` finished, scored groups. The scheduler keeps a pool of groups in flight and
+drives the engine until enough are done:
+
+- **As each group finishes** it is scored (on the producer's own reward pool, so scoring overlaps training)
+  and, with `dynamic_sampling`, dropped at once if its rewards are all equal (DAPO); the pool is refilled
+  from the prompt stream, so a batch never waits for a whole wasted generate call.
+- **Partial rollouts** (APRIL, arXiv 2509.18521): `overprovision` x the batch's prompts are in flight;
+  generation is aborted the moment the batch is full, and unfinished responses stay in the pool to be
+  continued by the next batch under newer weights. Each token records the version that sampled it; the
+  decoupled objective then weights every token by its own behaviour log-prob.
+- **The staleness bound**: before batch k is generated, every response begun before version
+  k - max_staleness is restarted from scratch (its tokens are dropped and counted), so a continued
+  response can never carry its age past the bound.
+- **Selective rollouts** (GRESO, `SelectiveRollouts`): prompts whose reward history predicts a
+  zero-variance group are skipped before any token is generated.
+
+The pool is mutated under the producer's lock, which is also what `state_dict` takes, so a checkpoint
+always sees whole tokens lists: in-flight responses are saved and continued after `--resume`.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from reasonrl.algorithms.group_filter import informative_groups
+from reasonrl.data import Prompt
+from reasonrl.engines.base import FinishReason, Generation, GenerationRequest, SamplingSettings, StreamingEngine
+from reasonrl.rollout.collect import PromptEncoder
+from reasonrl.rollout.greso import SelectiveRollouts
+from reasonrl.rollout.samples import Sample
+
+# Dynamic-sampling refills draw missing / keep rate x this margin; GRESO uses 1.25 for its sampling batch.
+REFILL_MARGIN = 1.25
+# Floor of the keep-rate estimate: a run of fully filtered batches must not make a refill unbounded.
+MIN_KEEP_RATE = 0.05
+
+
+@dataclass
+class Rollout:
+    """One response in progress: its tokens so far, their behaviour log-probs and the version of each.
+    `start_version` is -1 until its first token is generated; `finish_reason` is None while unfinished."""
+
+    prompt_ids: list[int]
+    response_ids: list[int] = field(default_factory=list)
+    logprobs: list[float] = field(default_factory=list)
+    versions: list[int] = field(default_factory=list)
+    start_version: int = -1
+    finish_reason: FinishReason | None = None
+
+    def extend(self, generation: Generation, version: int) -> None:
+        """Append what one generate call sampled; an aborted response stays unfinished."""
+        self.response_ids += generation.response_ids
+        self.logprobs += generation.logprobs
+        self.versions += [version] * len(generation.response_ids)
+        self.finish_reason = None if generation.finish_reason == "abort" else generation.finish_reason
+        if not self.response_ids:
+            self.start_version = -1
+
+    def restart(self) -> int:
+        """Drop everything generated (too old to keep); returns how many tokens were dropped."""
+        dropped = len(self.response_ids)
+        self.response_ids, self.logprobs, self.versions = [], [], []
+        self.start_version, self.finish_reason = -1, None
+        return dropped
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "response_ids": self.response_ids,
+            "logprobs": self.logprobs,
+            "versions": self.versions,
+            "start_version": self.start_version,
+            "finish_reason": self.finish_reason,
+        }
+
+
+@dataclass(eq=False)  # groups are compared by identity: two draws of one prompt are different groups
+class GroupRollout:
+    """The responses to one prompt; `order` is its draw position (batches list groups in draw order) and
+    `samples` its scored samples once every member finished and was scored."""
+
+    prompt: Prompt
+    order: int
+    members: list[Rollout]
+    samples: list[Sample] | None = None
+
+    @property
+    def complete(self) -> bool:
+        return all(m.finish_reason is not None for m in self.members)
+
+
+@dataclass(frozen=True)
+class SchedulerSettings:
+    """How the producer fills a batch (the `async_training` and dynamic-sampling config, resolved)."""
+
+    prompts_per_batch: int
+    group_size: int
+    max_staleness: int
+    partial_rollouts: bool = False
+    overprovision: float = 1.0
+    dynamic_sampling: bool = False
+    max_extra_prompts: int = 0
+
+    @property
+    def in_flight(self) -> int:
+        """Groups kept in flight: the batch, times the over-provisioning factor with partial rollouts."""
+        factor = self.overprovision if self.partial_rollouts else 1.0
+        return max(self.prompts_per_batch, math.ceil(self.prompts_per_batch * factor))
+
+
+@dataclass
+class ProducedBatch:
+    """One batch's scored samples (groups adjacent, in draw order) and what producing it cost."""
+
+    samples: list[Sample]
+    metrics: dict[str, float]
+
+
+@dataclass
+class _Counters:
+    generate_seconds: float = 0.0
+    reward_seconds: float = 0.0
+    generate_calls: int = 0
+    generated_tokens: int = 0
+    aborted: int = 0
+    restarted: int = 0
+    dropped_tokens: int = 0
+    dropped_groups: int = 0
+    extra_prompts: int = 0
+    generated_groups: int = 0
+
+
+class RolloutScheduler:
+    """Produces batches for the producer thread. `draw(n)` hands out the next n prompts (requeued first) and
+    `discard(prompt)` retires one that will never be trained on (filtered out or skipped); both belong to
+    the producer, which tracks outstanding prompts under `lock`. `score(samples)` fills rewards in place."""
+
+    def __init__(
+        self,
+        engine: StreamingEngine,
+        encode: PromptEncoder,
+        sampling: SamplingSettings,
+        settings: SchedulerSettings,
+        *,
+        score: Callable[[list[Sample]], None],
+        draw: Callable[[int], list[Prompt]],
+        discard: Callable[[Prompt], None],
+        lock: threading.Condition,
+        selective: SelectiveRollouts | None = None,
+    ) -> None:
+        self.engine = engine
+        self.encode = encode
+        self.sampling = sampling
+        self.settings = settings
+        self.score = score
+        self.draw = draw
+        self.discard = discard
+        self.lock = lock
+        self.selective = selective
+        self.groups: list[GroupRollout] = []
+        self._next_order = 0
+        self._keep_rate = 1.0  # share of finished groups dynamic sampling kept, smoothed over batches
+
+    # ---- checkpoints --------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """Every group in flight with its tokens so far (JSON-able), and the selective-rollout history."""
+        with self.lock:
+            return {
+                "groups": [
+                    {"prompt": g.prompt.id, "order": g.order, "members": [m.to_json() for m in g.members]}
+                    for g in self.groups
+                ],
+                "next_order": self._next_order,
+                "keep_rate": self._keep_rate,
+                "selective": self.selective.state_dict() if self.selective is not None else None,
+            }
+
+    def load_state_dict(self, state: dict[str, Any], prompts_by_id: dict[str, Prompt]) -> list[Prompt]:
+        """Restore the groups in flight (scored again when produced); returns their prompts."""
+        self.groups = []
+        for saved in state.get("groups", []):
+            prompt = prompts_by_id[saved["prompt"]]
+            ids = self.encode(prompt)
+            members = [Rollout(prompt_ids=ids, **member) for member in saved["members"]]
+            self.groups.append(GroupRollout(prompt, saved["order"], members))
+        self._next_order = state.get("next_order", len(self.groups))
+        self._keep_rate = state.get("keep_rate", 1.0)
+        if self.selective is not None and state.get("selective") is not None:
+            self.selective.load_state_dict(state["selective"])
+        return [g.prompt for g in self.groups]
+
+    # ---- producing a batch --------------------------------------------------------------------------
+    def produce(self, index: int) -> ProducedBatch:
+        """The batch for learner step `index` (trained at version `index`): nothing in it began before
+        version index - max_staleness."""
+        settings, counters = self.settings, _Counters()
+        with self.lock:
+            self._restart_stale(index - settings.max_staleness, counters)
+        fallback: list[GroupRollout] = []  # groups filtered out, trained on unfiltered if nothing else is left
+        for group in [g for g in self.groups if g.complete and g.samples is None]:  # restored from a checkpoint
+            self._settle(group, counters, fallback)
+        first_round = True
+        while len(self._ready()) < settings.prompts_per_batch:
+            self._top_up(counters, first_round)
+            running = [g for g in self.groups if not g.complete]
+            if not running:
+                break  # out of extra prompts: train on what is ready
+            self._generate(running, counters, fallback)
+            first_round = False
+        return self._emit(counters, fallback)
+
+    def _ready(self) -> list[GroupRollout]:
+        return [g for g in self.groups if g.samples is not None]
+
+    def _restart_stale(self, oldest_allowed: int, counters: _Counters) -> None:
+        for group in self.groups:
+            stale = [m for m in group.members if 0 <= m.start_version < oldest_allowed]
+            for member in stale:
+                counters.dropped_tokens += member.restart()
+            if stale:
+                counters.restarted += len(stale)
+                group.samples = None
+
+    def _top_up(self, counters: _Counters, first_round: bool) -> None:
+        """Draw prompts until `in_flight` groups are in the pool. A dynamic-sampling refill (any later round)
+        draws for the groups still missing divided by the expected keep rate, plus a margin (GRESO's adaptive
+        sampling batch), so a low keep rate costs a few large generate calls rather than many small ones;
+        refills count against `max_extra_prompts`."""
+        settings = self.settings
+        want = settings.in_flight - len(self.groups)
+        if not first_round:
+            missing = settings.prompts_per_batch - len(self._ready())
+            running = sum(not g.complete for g in self.groups)
+            expected = math.ceil(REFILL_MARGIN * missing / self._keep_rate) - running
+            want = min(max(want, expected), settings.max_extra_prompts - counters.extra_prompts)
+        drawn = 0
+        while drawn < want:
+            (prompt,) = self.draw(1)
+            with self.lock:
+                skip = self.selective is not None and self.selective.should_skip(prompt.id)
+            if skip:
+                self.discard(prompt)
+                continue
+            ids = self.encode(prompt)
+            group = GroupRollout(
+                prompt, self._next_order, [Rollout(prompt_ids=ids) for _ in range(settings.group_size)]
+            )
+            with self.lock:
+                self.groups.append(group)
+                self._next_order += 1
+            drawn += 1
+        if not first_round:
+            counters.extra_prompts += drawn
+
+    def _generate(self, running: list[GroupRollout], counters: _Counters, fallback: list[GroupRollout]) -> None:
+        """One generate call over every unfinished response; each group is settled the step it finishes."""
+        settings, version = self.settings, self.engine.version
+        owners = [(g, m) for g in running for m in g.members if m.finish_reason is None]
+        requests = []
+        for _, member in owners:
+            if member.start_version < 0:
+                member.start_version = version
+            budget = self.sampling.max_new_tokens - len(member.response_ids)
+            requests.append(GenerationRequest(member.prompt_ids, list(member.response_ids), max_new_tokens=budget))
+
+        def on_finish(index: int, generation: Generation) -> bool:
+            group, member = owners[index]
+            with self.lock:
+                member.extend(generation, version)
+            if group.complete:
+                self._settle(group, counters, fallback)
+            return settings.partial_rollouts and len(self._ready()) >= settings.prompts_per_batch
+
+        started = time.perf_counter()
+        generations = self.engine.generate(requests, self.sampling, on_finish=on_finish)
+        counters.generate_seconds += time.perf_counter() - started
+        counters.generate_calls += 1
+        counters.generated_tokens += sum(len(g.response_ids) for g in generations)
+        with self.lock:
+            for (_, member), generation in zip(owners, generations, strict=True):
+                if generation.finish_reason == "abort":
+                    member.extend(generation, version)
+                    counters.aborted += 1
+
+    def _settle(self, group: GroupRollout, counters: _Counters, fallback: list[GroupRollout]) -> None:
+        """Score a finished group; drop it at once if dynamic sampling finds its rewards all equal."""
+        samples = [
+            Sample(
+                prompt=group.prompt,
+                group_index=0,
+                prompt_ids=m.prompt_ids,
+                response_ids=m.response_ids,
+                behaviour_logprobs=m.logprobs,
+                policy_version=m.versions,
+                finish_reason=m.finish_reason or "length",
+                response_text=self.engine.text(m.response_ids, self.sampling),
+                start_version=m.start_version,
+            )
+            for m in group.members
+        ]
+        started = time.perf_counter()
+        self.score(samples)
+        counters.reward_seconds += time.perf_counter() - started
+        counters.generated_groups += 1
+        rewards = [s.reward for s in samples]
+        informative = bool(informative_groups(torch.tensor(rewards, dtype=torch.float64), len(rewards)).all())
+        with self.lock:
+            if self.selective is not None:  # GRESO's history is about easy/hard: correctness, not shaped reward
+                self.selective.record(group.prompt.id, [float(s.correct) for s in samples])
+            group.samples = samples
+            if self.settings.dynamic_sampling and not informative:
+                self.groups.remove(group)
+                fallback.append(group)
+                counters.dropped_groups += 1
+
+    def _emit(self, counters: _Counters, fallback: list[GroupRollout]) -> ProducedBatch:
+        """The oldest ready groups, renumbered; filtered-out groups are retired here, not when dropped, so
+        they can still be the batch when nothing else is left (the sync pipeline's rule)."""
+        settings = self.settings
+        with self.lock:
+            chosen = sorted(self._ready(), key=lambda g: g.order)[: settings.prompts_per_batch]
+            for group in chosen:
+                self.groups.remove(group)
+            in_flight = len(self.groups)
+        kept = len(chosen)
+        if not chosen:
+            chosen = fallback[: settings.prompts_per_batch]
+        for group in fallback:
+            if group not in chosen:
+                self.discard(group.prompt)
+        samples = []
+        for index, group in enumerate(chosen):
+            for sample in group.samples or []:
+                sample.group_index = index
+                samples.append(sample)
+        metrics = {
+            "async/generate_calls": float(counters.generate_calls),
+            "async/generated_tokens": float(counters.generated_tokens),
+            "async/reward_seconds": counters.reward_seconds,
+        }
+        if settings.partial_rollouts:
+            metrics |= {
+                "partial/aborted_requests": float(counters.aborted),
+                "partial/continued_samples": float(sum(len(set(s.policy_version)) > 1 for s in samples)),
+                "partial/restarted_samples": float(counters.restarted),
+                "partial/dropped_tokens": float(counters.dropped_tokens),
+                "partial/in_flight_groups": float(in_flight),
+            }
+        if settings.dynamic_sampling:
+            if counters.generated_groups:
+                observed = 1 - counters.dropped_groups / counters.generated_groups
+                self._keep_rate = max(MIN_KEEP_RATE, (self._keep_rate + observed) / 2)
+            metrics |= {
+                "dynamic_sampling/keep_rate": self._keep_rate,
+                "dynamic_sampling/dropped_groups": float(counters.dropped_groups),
+                "dynamic_sampling/extra_prompts": float(counters.extra_prompts),
+                "dynamic_sampling/kept_groups": float(kept),
+                "dynamic_sampling/rounds": float(counters.generate_calls),
+                "dynamic_sampling/gave_up": float(kept < settings.prompts_per_batch),
+            }
+        if self.selective is not None:
+            with self.lock:
+                greso = self.selective.end_step()
+            per_group = counters.generate_seconds / max(1, counters.generated_groups)
+            metrics |= greso | {"greso/generation_seconds_saved": greso["greso/skipped_prompts"] * per_group}
+        return ProducedBatch(samples, metrics)
+
+
+def restored_pending(outstanding: Sequence[Prompt], in_pool: Sequence[Prompt]) -> list[Prompt]:
+    """The outstanding prompts not already in the restored pool (a multiset difference, oldest first)."""
+    remaining = [p.id for p in in_pool]
+    pending = []
+    for prompt in outstanding:
+        if prompt.id in remaining:
+            remaining.remove(prompt.id)
+        else:
+            pending.append(prompt)
+    return pending
