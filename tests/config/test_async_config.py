@@ -32,10 +32,9 @@ def test_async_settings_without_async_mode_are_an_error() -> None:
         load_config(None, ["async_training.max_staleness=2"])
 
 
-def test_async_with_vllm_loads_but_not_with_partial_rollouts() -> None:
-    assert load_config(None, ["pipeline=async", "rollout.engine=vllm"]).rollout.engine == "vllm"
-    with pytest.raises(ConfigError, match="only the in-process hf engine supports so far"):
-        load_config(None, ["pipeline=async", "rollout.engine=vllm", "async_training.partial_rollouts=true"])
+def test_async_with_vllm_and_partial_rollouts_loads() -> None:
+    config = load_config(None, ["pipeline=async", "rollout.engine=vllm", "async_training.partial_rollouts=true"])
+    assert (config.rollout.engine, config.async_training.partial_rollouts) == ("vllm", True)
 
 
 def test_partial_and_selective_rollouts_load_and_their_knobs_need_them() -> None:

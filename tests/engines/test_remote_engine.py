@@ -29,7 +29,7 @@ def test_an_engine_process_answers_like_the_engine_in_process(tiny_model_dir: Pa
         assert [g.response_ids for g in generations] == [
             g.response_ids for g in local.generate(_requests(prompt_ids), SAMPLE)
         ]
-        assert heard == list(range(len(prompt_ids)))
+        assert sorted(heard) == list(range(len(prompt_ids)))  # streamed as each one ended
         assert remote.text(generations[0].response_ids, SAMPLE) == generations[0].text
 
         state = remote.rng_state()
@@ -59,3 +59,28 @@ def test_an_engine_process_answers_like_the_engine_in_process(tiny_model_dir: Pa
 def test_an_engine_that_fails_to_build_reports_its_traceback(tmp_path: Path, tokenizer) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(EngineStartError, match=r"failed in 'ready'[\s\S]*hf_engine_from_folder[\s\S]*OSError"):
         EngineProcess(hf_engine_from_folder, {"model_dir": str(tmp_path / "missing")}, tokenizer)
+
+
+def test_a_streaming_generate_aborts_the_rest_across_the_pipe(tiny_model_dir: Path, tokenizer, prompt_ids) -> None:  # type: ignore[no-untyped-def]
+    budgets = [2, 5, 9, 12, 12, 12]
+    batch = [GenerationRequest(prompt_ids=ids, max_new_tokens=b) for ids, b in zip(prompt_ids, budgets, strict=True)]
+    full = HFEngine(AutoModelForCausalLM.from_pretrained(tiny_model_dir).eval(), tokenizer).generate(batch, GREEDY)
+    remote = EngineProcess(hf_engine_from_folder, {"model_dir": str(tiny_model_dir)}, tokenizer)
+    try:
+        heard: list[int] = []
+
+        def stop_after_two(index: int, generation: Generation) -> bool:
+            assert generation.response_ids == full[index].response_ids
+            heard.append(index)
+            return len(heard) >= 2
+
+        cut = remote.generate(batch, GREEDY, on_finish=stop_after_two)
+        aborted = [i for i, g in enumerate(cut) if g.finish_reason == "abort"]
+        assert len(heard) >= 2 and aborted and set(aborted).isdisjoint(heard)
+        for i in aborted:  # cut off a few steps after the abort at most: a strict prefix of the full response
+            assert full[i].response_ids[: len(cut[i].response_ids)] == cut[i].response_ids
+            assert len(cut[i].response_ids) < len(full[i].response_ids)
+        # The process serves the next call normally (a late abort message is ignored).
+        assert [g.response_ids for g in remote.generate(batch, GREEDY)] == [g.response_ids for g in full]
+    finally:
+        remote.close()

@@ -185,7 +185,6 @@ def test_selective_rollouts_skip_prompts_that_were_all_correct_before_generating
     batch = harness.produce(0)
     assert all(int(s.prompt.id[1:]) % 2 == 1 for s in batch.samples)  # the easy even prompts were skipped
     assert harness.retired == ["p0", "p2"] and batch.metrics["greso/skipped_prompts"] == 2
-    assert batch.metrics["greso/generation_seconds_saved"] >= 0.0
 
 
 def test_responses_in_flight_survive_a_checkpoint_round_trip() -> None:

@@ -509,9 +509,3 @@ class RunConfig(Section):
                     "'none', which ignores the gap. Use decoupled (the async default), tis or icepop."
                 )
             algorithm.correction = "decoupled"
-        if self.rollout.engine == "vllm" and self.async_training.partial_rollouts:
-            raise ValueError(
-                "async_training.partial_rollouts aborts generate calls mid-way, which only the in-process hf engine "
-                "supports so far; the vLLM engine runs in a process of its own. Set rollout.engine: hf, or "
-                "partial_rollouts: false."
-            )

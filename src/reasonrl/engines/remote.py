@@ -6,8 +6,9 @@ only waits when it asks for something. The pipe is `torch.multiprocessing`'s, so
 through shared memory (CPU) or CUDA IPC handles (GPU) rather than being pickled byte by byte.
 
 One call at a time: the async producer is this engine's only user (a lock makes that a rule, not a hope).
-`generate` cannot abort early across the pipe, so `on_finish` is called for each response after the call
-returns, and partial rollouts need the in-process hf engine (the config says so).
+`generate(..., on_finish=...)` streams: the child sends each response the step it ends, the parent's
+`on_finish` decides, and an abort travels back. The child sees it at its next finished response, so a
+partial-rollout abort lands a few decode steps later than in process, never earlier.
 """
 
 from __future__ import annotations
@@ -63,12 +64,22 @@ class EngineProcess:
         *,
         on_finish: Callable[[int, Generation], bool] | None = None,
     ) -> list[Generation]:
-        """Generations in request order; `on_finish` hears each one after the call (no early abort)."""
-        generations: list[Generation] = self._call("generate", list(requests), sampling)
-        if on_finish is not None:
-            for index, generation in enumerate(generations):
-                on_finish(index, generation)
-        return generations
+        """Generations in request order. With `on_finish`, the child streams each response as it ends; once
+        `on_finish` returns True an abort goes back, and the responses still running come back cut off."""
+        if on_finish is None:
+            generations: list[Generation] = self._call("generate", list(requests), sampling)
+            return generations
+        with self._lock:
+            self._send("generate_streaming", (list(requests), sampling))
+            abort_sent = False
+            while True:
+                status, value = self._receive("generate_streaming", timeout=None)
+                if status != "finished":
+                    return self._result("generate_streaming", status, value)  # type: ignore[no-any-return]
+                index, generation = value
+                if on_finish(index, generation) and not abort_sent:
+                    self._conn.send(("abort", ()))  # a late abort (the call already ended) is ignored there
+                    abort_sent = True
 
     def update_weights(self, named_tensors: Iterable[tuple[str, torch.Tensor]], version: int) -> None:
         self._call("update_weights", [(name, tensor.detach()) for name, tensor in named_tensors], version)
@@ -102,23 +113,34 @@ class EngineProcess:
 
     def _call(self, method: str, *args: Any, timeout: float | None = None) -> Any:
         with self._lock:
-            if self._closed:
-                raise RuntimeError(f"EngineProcess.{method}: the engine process is closed")
             if method != "ready":
-                self._conn.send((method, args))
-            if not self._conn.poll(timeout):  # a dead child makes the pipe readable: recv raises EOFError
-                self._process.kill()
-                raise EngineStartError(
-                    f"the engine process did not answer {method!r} within {timeout} s "
-                    f"(exit code {self._process.exitcode}); see its output above"
-                )
-            try:
-                status, value = self._conn.recv()
-            except EOFError:
-                raise EngineStartError(
-                    f"the engine process exited (code {self._process.exitcode}) during {method!r}; "
-                    "see its output above (out of memory kills it silently)"
-                ) from None
+                self._send(method, args)
+            status, value = self._receive(method, timeout)
+        return self._result(method, status, value)
+
+    def _send(self, method: str, args: tuple[Any, ...]) -> None:
+        if self._closed:
+            raise RuntimeError(f"EngineProcess.{method}: the engine process is closed")
+        self._conn.send((method, args))
+
+    def _receive(self, method: str, timeout: float | None) -> tuple[str, Any]:
+        if not self._conn.poll(timeout):  # a dead child makes the pipe readable: recv raises EOFError
+            self._process.kill()
+            raise EngineStartError(
+                f"the engine process did not answer {method!r} within {timeout} s "
+                f"(exit code {self._process.exitcode}); see its output above"
+            )
+        try:
+            message: tuple[str, Any] = self._conn.recv()
+        except EOFError:
+            raise EngineStartError(
+                f"the engine process exited (code {self._process.exitcode}) during {method!r}; "
+                "see its output above (out of memory kills it silently)"
+            ) from None
+        return message
+
+    @staticmethod
+    def _result(method: str, status: str, value: Any) -> Any:
         if status == "error":
             raise EngineStartError(f"the engine process failed in {method!r}:\n{value}")
         return value
@@ -139,8 +161,28 @@ def _serve(conn: Connection, factory: Callable[..., Engine], kwargs: dict[str, A
             break
         if method == "close":
             break
+        if method == "abort":  # arrived after its streaming call had ended
+            continue
         try:
-            conn.send(("ok", getattr(engine, method)(*args)))
+            if method == "generate_streaming":
+                result = engine.generate(*args, on_finish=_streamer(conn))  # type: ignore[call-arg]
+            else:
+                result = getattr(engine, method)(*args)
+            conn.send(("ok", result))
         except BaseException:
             conn.send(("error", traceback.format_exc()))
     engine.close()
+
+
+def _streamer(conn: Connection) -> Callable[[int, Generation], bool]:
+    """`on_finish` in the child: send each finished response; True once the parent has asked to abort."""
+    aborted = False
+
+    def report(index: int, generation: Generation) -> bool:
+        nonlocal aborted
+        conn.send(("finished", (index, generation)))
+        while not aborted and conn.poll():
+            aborted = conn.recv()[0] == "abort"
+        return aborted
+
+    return report

@@ -10,13 +10,14 @@ checkpointed like the hf engine's.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from reasonrl.engines.base import Generation, GenerationRequest, SamplingSettings
+from reasonrl.engines.stops import response_text
 
 
 def vllm_available() -> bool:
@@ -68,9 +69,20 @@ class VLLMEngine:
         self.tokenizer = self.llm.get_tokenizer()
         self.version = 0
         self.generator = torch.Generator().manual_seed(seed)
+        self._calls = 0  # streaming generate calls, for unique request ids
 
-    def generate(self, requests: Sequence[GenerationRequest], sampling: SamplingSettings) -> list[Generation]:
+    def generate(
+        self,
+        requests: Sequence[GenerationRequest],
+        sampling: SamplingSettings,
+        *,
+        on_finish: Callable[[int, Generation], bool] | None = None,
+    ) -> list[Generation]:
+        """One generation per request, in order. With `on_finish`, requests run through the engine's step
+        loop: each is reported the step it ends, and once `on_finish` returns True the rest are aborted and
+        come back with finish reason "abort" and the tokens they have (partial rollouts)."""
         from vllm import SamplingParams, TokensPrompt
+        from vllm.sampling_params import RequestOutputKind
 
         seeds = torch.randint(0, 2**31 - 1, (len(requests),), generator=self.generator).tolist()
         prompts = [TokensPrompt(prompt_token_ids=r.prompt_ids + r.response_prefix_ids) for r in requests]
@@ -85,11 +97,46 @@ class VLLMEngine:
                 logprobs=0,
                 seed=seed,
                 skip_special_tokens=True,
+                output_kind=RequestOutputKind.FINAL_ONLY if on_finish is None else RequestOutputKind.CUMULATIVE,
             )
             for r, seed in zip(requests, seeds, strict=True)
         ]
-        outputs = self.llm.generate(prompts, params, use_tqdm=False)
-        return [self._to_generation(output.outputs[0]) for output in outputs]
+        if on_finish is None:
+            outputs = self.llm.generate(prompts, params, use_tqdm=False)
+            return [self._to_generation(output.outputs[0]) for output in outputs]
+        return self._stream(prompts, params, on_finish)
+
+    def _stream(
+        self, prompts: list[Any], params: list[Any], on_finish: Callable[[int, Generation], bool]
+    ) -> list[Generation]:
+        """Drive the engine step by step, reporting each request as it finishes; abort on request."""
+        engine = self.llm.llm_engine
+        self._calls += 1
+        ids = [f"reasonrl-{self._calls}-{i}" for i in range(len(prompts))]
+        for request_id, prompt, param in zip(ids, prompts, params, strict=True):
+            engine.add_request(request_id, prompt, param)
+        index = {request_id: i for i, request_id in enumerate(ids)}
+        latest: dict[int, Any] = {}  # the cumulative output of each request so far
+        results: list[Generation | None] = [None] * len(prompts)
+        aborted = False
+        while engine.has_unfinished_requests() and not aborted:
+            for output in engine.step():
+                i = index[output.request_id]
+                latest[i] = output.outputs[0]
+                if output.finished:
+                    results[i] = self._to_generation(latest[i])
+                    aborted = bool(on_finish(i, results[i])) or aborted
+        if aborted:
+            engine.abort_request([ids[i] for i, result in enumerate(results) if result is None])
+        return [result if result is not None else self._cut_off(latest.get(i)) for i, result in enumerate(results)]
+
+    @classmethod
+    def _cut_off(cls, completion: Any) -> Generation:
+        """An aborted request: the tokens and log-probs it had, to be continued later."""
+        if completion is None:
+            return Generation([], [], "abort")
+        generation = cls._to_generation(completion)
+        return Generation(generation.response_ids, generation.logprobs, "abort", generation.text)
 
     @staticmethod
     def _to_generation(completion: Any) -> Generation:
@@ -111,6 +158,9 @@ class VLLMEngine:
 
     def set_rng_state(self, state: dict[str, object]) -> None:
         self.generator.set_state(state["generator"])  # type: ignore[arg-type]
+
+    def text(self, tokens: Sequence[int], sampling: SamplingSettings) -> str:
+        return response_text(self.tokenizer, tokens, sampling.stop)
 
     def close(self) -> None:
         del self.llm

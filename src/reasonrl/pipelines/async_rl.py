@@ -9,11 +9,13 @@ the behaviour policy that sampled each token. See docs/async.md.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import torch
 from rich.console import Console
 from transformers import AutoModelForCausalLM
 
@@ -42,7 +44,7 @@ from reasonrl.rollout.samples import Sample
 from reasonrl.rollout.scheduler import SchedulerSettings
 from reasonrl.rollout.staleness import split_by_staleness, staleness_metrics
 from reasonrl.tracking import Stopwatch
-from reasonrl.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from reasonrl.training.checkpoint import TRAINER_FILE, latest_checkpoint, save_checkpoint
 
 
 @dataclass
@@ -62,8 +64,7 @@ def generation_engine(run: Run, seed: int) -> HFEngine | EngineProcess:
     base = learner.model.get_base_model() if learner.lora else learner.model  # type: ignore[attr-defined]
     model = AutoModelForCausalLM.from_config(base.config, dtype=base.dtype)
     model.load_state_dict(dict(learner.engine_weights()))
-    # Partial rollouts abort generate calls mid-way, which only the in-process hf engine can (auto picks it).
-    if config.async_training.partial_rollouts or choose_engine(config.rollout.engine) != "vllm":
+    if choose_engine(config.rollout.engine) != "vllm":
         return HFEngine(model.to(learner.device).eval(), learner.tokenizer, seed=seed)
     folder = run.directory.root / "engine_model"
     model.save_pretrained(folder)
@@ -103,8 +104,10 @@ def build_producer(
     checkpoint = latest_checkpoint(run.directory.checkpoints_dir) if resumed else None
     saved = {}
     if checkpoint is not None:
-        trainer, saved = load_checkpoint(checkpoint)
+        # Memory-mapped: only the RNG state is read, not the optimizer state restore() already loaded.
+        trainer = torch.load(checkpoint / TRAINER_FILE, mmap=True, weights_only=False)
         engine.set_rng_state(trainer.get("producer_rng", trainer["engine_rng"]))  # older checkpoints: one engine
+        saved = json.loads((checkpoint / "state.json").read_text())
     by_id = {p.id: p for p in run.sampler.prompts}
     producer = RolloutProducer(
         engine,

@@ -74,10 +74,11 @@ class Rollout:
         return dropped
 
     def to_json(self) -> dict[str, Any]:
+        """Copies, taken under the producer's lock: the checkpoint is written after the lock is released."""
         return {
-            "response_ids": self.response_ids,
-            "logprobs": self.logprobs,
-            "versions": self.versions,
+            "response_ids": list(self.response_ids),
+            "logprobs": list(self.logprobs),
+            "versions": list(self.versions),
             "start_version": self.start_version,
             "finish_reason": self.finish_reason,
         }
@@ -370,8 +371,7 @@ class RolloutScheduler:
         if self.selective is not None:
             with self.lock:
                 greso = self.selective.end_step()
-            per_group = counters.generate_seconds / max(1, counters.generated_groups)
-            metrics |= greso | {"greso/generation_seconds_saved": greso["greso/skipped_prompts"] * per_group}
+            metrics |= greso
         return ProducedBatch(samples, metrics)
 
 

@@ -20,6 +20,8 @@ import torch
 
 PREFIX = "step_"
 
+TRAINER_FILE = "trainer.pt"  # optimizer, scheduler and RNG states of a checkpoint
+
 
 def checkpoint_name(step: int) -> str:
     return f"{PREFIX}{step:06d}"
@@ -60,7 +62,7 @@ def save_checkpoint(
     staging = Path(tempfile.mkdtemp(prefix=f".{checkpoint_name(step)}-", dir=root))
     try:
         save_model(staging / "model")
-        torch.save({**trainer_state, "rng": rng_states()}, staging / "trainer.pt")
+        torch.save({**trainer_state, "rng": rng_states()}, staging / TRAINER_FILE)
         (staging / "state.json").write_text(json.dumps({"step": step, **pipeline_state}, indent=2))
         if final.exists():
             shutil.rmtree(final)
@@ -87,6 +89,6 @@ def latest_checkpoint(root: Path) -> Path | None:
 
 def load_checkpoint(folder: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     """(trainer state, pipeline state) of a checkpoint folder; RNG states are restored by the caller."""
-    trainer = torch.load(folder / "trainer.pt", weights_only=False)
+    trainer = torch.load(folder / TRAINER_FILE, weights_only=False)
     pipeline = json.loads((folder / "state.json").read_text())
     return trainer, pipeline
