@@ -31,11 +31,10 @@ from pathlib import Path
 from typing import Any
 
 from reasonrl.config import load_config
-from reasonrl.pipelines.sft import run_sft
 from reasonrl.pipelines.sync import train
 from reasonrl.tracking import read_metrics
+from warmup import DEMO, build_warmup  # the warm-up checkpoint bench_async.py shares
 
-DEMO = Path(__file__).parents[1] / "src" / "reasonrl" / "recipes" / "demo.yaml"
 OUT = Path(__file__).parent / "results" / "ablation"
 WORK = Path(__file__).parents[1] / "runs" / "ablation"  # git-ignored: checkpoints and metrics of every run
 
@@ -67,15 +66,6 @@ ALGORITHMS: dict[str, list[str]] = {
         "algorithm.attention_credit.future_far=4",
     ],
 }
-
-
-def build_warmup(work: Path) -> Path:
-    """The demo's warm-up model, trained once and reused by every run."""
-    folder = work / "warmup" / "warmup_model"
-    if (folder / "config.json").is_file():
-        return folder
-    config = load_config(DEMO, [f"logging.run_dir={work / 'warmup'}", "logging.progress=false"])
-    return run_sft(config)
 
 
 def run_one(name: str, seed: int, warmup: Path, steps: int, eval_every: int, work: Path) -> dict[str, Any]:
