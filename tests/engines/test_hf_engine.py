@@ -138,3 +138,15 @@ def test_on_finish_hears_each_response_as_it_ends_and_can_abort_the_rest(model, 
     ]
     for i, tail in zip(aborted, HFEngine(model, tokenizer).generate(rest, greedy), strict=True):
         assert cut[i].response_ids + tail.response_ids == full[i].response_ids
+
+
+def test_should_abort_is_checked_after_every_decode_step(model, tokenizer, prompt_ids) -> None:  # type: ignore[no-untyped-def]
+    greedy = SamplingSettings(max_new_tokens=12, temperature=0.0)
+    full = HFEngine(model, tokenizer).generate(requests(prompt_ids), greedy)
+    steps = iter(range(100))
+    cut = HFEngine(model, tokenizer).generate(requests(prompt_ids), greedy, should_abort=lambda: next(steps) >= 2)
+    for whole, part in zip(full, cut, strict=True):  # three decode steps ran: longer responses stop at 3 tokens
+        if len(whole.response_ids) > 3:
+            assert (part.response_ids, part.finish_reason) == (whole.response_ids[:3], "abort")
+        else:
+            assert part.response_ids == whole.response_ids and part.finish_reason != "abort"

@@ -30,6 +30,7 @@ class StepEngine:
         sampling: SamplingSettings,
         *,
         on_finish: Callable[[int, Generation], bool] | None = None,
+        should_abort: Callable[[], bool] | None = None,
     ) -> list[Generation]:
         self.calls.append((self.version, len(requests)))
         tokens: list[list[int]] = [[] for _ in requests]
@@ -52,6 +53,7 @@ class StepEngine:
                 else:
                     still.append(i)
             running = still
+            aborted = aborted or (should_abort is not None and bool(still) and should_abort())
         return [self._generation(t, f) for t, f in zip(tokens, finish, strict=True)]
 
     @staticmethod

@@ -149,7 +149,9 @@ def test_dynamic_sampling_drops_a_group_as_it_finishes_and_refills_from_the_stre
     assert all(len({s.reward for s in batch.samples[i : i + 2]}) == 2 for i in (0, 2))
 
 
-def test_dynamic_sampling_out_of_budget_trains_on_what_it_kept_or_on_the_unfiltered_draw() -> None:
+def test_dynamic_sampling_out_of_budget_trains_on_what_it_kept_or_on_the_unfiltered_draw(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     def all_correct(samples: list[Sample]) -> None:
         for sample in samples:
             sample.reward = 1.0
@@ -159,6 +161,7 @@ def test_dynamic_sampling_out_of_budget_trains_on_what_it_kept_or_on_the_unfilte
     batch = harness.produce(0)
     assert groups_of(batch) == ["p0", "p1"] and harness.retired == []  # trained on, so not retired
     assert batch.metrics["dynamic_sampling/gave_up"] == 1.0 and batch.metrics["dynamic_sampling/kept_groups"] == 0
+    assert "kept 0 of 2 groups" in caplog.text and "dynamic_sampling_max_extra_prompts" in caplog.text
 
 
 def test_dynamic_sampling_with_partial_rollouts_aborts_only_once_the_kept_groups_fill_the_batch() -> None:

@@ -75,7 +75,8 @@ class Engine(Protocol):
 
 class StreamingEngine(Engine, Protocol):
     """An engine the async scheduler can drive: it reports each response as it ends (`on_finish`; returning
-    True aborts the rest, where the engine can) and decodes response text the way its generations do."""
+    True aborts the rest), checks `should_abort()` after every decode step (an abort decided elsewhere,
+    e.g. across a process pipe), and decodes response text the way its generations do."""
 
     def generate(
         self,
@@ -83,6 +84,7 @@ class StreamingEngine(Engine, Protocol):
         sampling: SamplingSettings,
         *,
         on_finish: Callable[[int, Generation], bool] | None = None,
+        should_abort: Callable[[], bool] | None = None,
     ) -> list[Generation]: ...
 
     def text(self, tokens: Sequence[int], sampling: SamplingSettings) -> str: ...

@@ -53,9 +53,11 @@ class HFEngine:
         sampling: SamplingSettings,
         *,
         on_finish: FinishCallback | None = None,
+        should_abort: Callable[[], bool] | None = None,
     ) -> list[Generation]:
         """One generation per request, in order. `on_finish(index, generation)` is called as request `index`
-        ends; once it returns True, the requests still running end with finish reason "abort"."""
+        ends; once it returns True, or `should_abort()` does after a decode step, the requests still running
+        end with finish reason "abort"."""
         results: list[Generation] = []
         aborted = False
         for start in range(0, len(requests), self.max_batch_size):
@@ -64,7 +66,7 @@ class HFEngine:
                 results.extend(Generation([], [], "abort") for _ in chunk)
                 continue
             callback = None if on_finish is None else _offset(on_finish, start)
-            generations, aborted = self._generate_batch(chunk, sampling, callback)
+            generations, aborted = self._generate_batch(chunk, sampling, callback, should_abort)
             results.extend(generations)
         return results
 
@@ -80,7 +82,11 @@ class HFEngine:
 
     @torch.inference_mode()
     def _generate_batch(
-        self, requests: Sequence[GenerationRequest], sampling: SamplingSettings, on_finish: FinishCallback | None
+        self,
+        requests: Sequence[GenerationRequest],
+        sampling: SamplingSettings,
+        on_finish: FinishCallback | None,
+        should_abort: Callable[[], bool] | None,
     ) -> tuple[list[Generation], bool]:
         """The generations of one batch, and whether `on_finish` asked to abort the rest."""
         contexts = [r.prompt_ids + r.response_prefix_ids for r in requests]
@@ -146,6 +152,8 @@ class HFEngine:
                             tokens[row], logprobs[row], finish[row], self.text(tokens[row], sampling)
                         )
                         aborted = bool(on_finish(row, generation)) or aborted
+                if keep and should_abort is not None and should_abort():
+                    aborted = True
                 if aborted:
                     for row in active[keep].tolist() if keep else []:
                         finish[row] = "abort"

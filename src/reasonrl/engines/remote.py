@@ -7,8 +7,8 @@ through shared memory (CPU) or CUDA IPC handles (GPU) rather than being pickled 
 
 One call at a time: the async producer is this engine's only user (a lock makes that a rule, not a hope).
 `generate(..., on_finish=...)` streams: the child sends each response the step it ends, the parent's
-`on_finish` decides, and an abort travels back. The child sees it at its next finished response, so a
-partial-rollout abort lands a few decode steps later than in process, never earlier.
+`on_finish` decides, and an abort travels back. The child checks for it after every decode step, so a
+partial-rollout abort lands a step or so later than in process, never earlier.
 """
 
 from __future__ import annotations
@@ -165,7 +165,8 @@ def _serve(conn: Connection, factory: Callable[..., Engine], kwargs: dict[str, A
             continue
         try:
             if method == "generate_streaming":
-                result = engine.generate(*args, on_finish=_streamer(conn))  # type: ignore[call-arg]
+                report, poll = _streamer(conn)
+                result = engine.generate(*args, on_finish=report, should_abort=poll)  # type: ignore[call-arg]
             else:
                 result = getattr(engine, method)(*args)
             conn.send(("ok", result))
@@ -174,15 +175,19 @@ def _serve(conn: Connection, factory: Callable[..., Engine], kwargs: dict[str, A
     engine.close()
 
 
-def _streamer(conn: Connection) -> Callable[[int, Generation], bool]:
-    """`on_finish` in the child: send each finished response; True once the parent has asked to abort."""
+def _streamer(conn: Connection) -> tuple[Callable[[int, Generation], bool], Callable[[], bool]]:
+    """`on_finish` and `should_abort` in the child: send each finished response; both answer True once the
+    parent has asked to abort (checked without blocking, at every finish and after every decode step)."""
     aborted = False
 
-    def report(index: int, generation: Generation) -> bool:
+    def poll() -> bool:
         nonlocal aborted
-        conn.send(("finished", (index, generation)))
         while not aborted and conn.poll():
             aborted = conn.recv()[0] == "abort"
         return aborted
 
-    return report
+    def report(index: int, generation: Generation) -> bool:
+        conn.send(("finished", (index, generation)))
+        return poll()
+
+    return report, poll

@@ -77,10 +77,12 @@ class VLLMEngine:
         sampling: SamplingSettings,
         *,
         on_finish: Callable[[int, Generation], bool] | None = None,
+        should_abort: Callable[[], bool] | None = None,
     ) -> list[Generation]:
         """One generation per request, in order. With `on_finish`, requests run through the engine's step
-        loop: each is reported the step it ends, and once `on_finish` returns True the rest are aborted and
-        come back with finish reason "abort" and the tokens they have (partial rollouts)."""
+        loop: each is reported the step it ends, and once `on_finish` returns True (or `should_abort()` does
+        after a step) the rest are aborted and come back with finish reason "abort" and the tokens they have
+        (partial rollouts)."""
         from vllm import SamplingParams, TokensPrompt
         from vllm.sampling_params import RequestOutputKind
 
@@ -104,10 +106,14 @@ class VLLMEngine:
         if on_finish is None:
             outputs = self.llm.generate(prompts, params, use_tqdm=False)
             return [self._to_generation(output.outputs[0]) for output in outputs]
-        return self._stream(prompts, params, on_finish)
+        return self._stream(prompts, params, on_finish, should_abort or (lambda: False))
 
     def _stream(
-        self, prompts: list[Any], params: list[Any], on_finish: Callable[[int, Generation], bool]
+        self,
+        prompts: list[Any],
+        params: list[Any],
+        on_finish: Callable[[int, Generation], bool],
+        should_abort: Callable[[], bool],
     ) -> list[Generation]:
         """Drive the engine step by step, reporting each request as it finishes; abort on request."""
         engine = self.llm.llm_engine
@@ -126,6 +132,7 @@ class VLLMEngine:
                 if output.finished:
                     results[i] = self._to_generation(latest[i])
                     aborted = bool(on_finish(i, results[i])) or aborted
+            aborted = aborted or should_abort()
         if aborted:
             engine.abort_request([ids[i] for i, result in enumerate(results) if result is None])
         return [result if result is not None else self._cut_off(latest.get(i)) for i, result in enumerate(results)]

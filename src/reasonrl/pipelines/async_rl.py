@@ -10,6 +10,7 @@ the behaviour policy that sampled each token. See docs/async.md.
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -45,6 +46,8 @@ from reasonrl.rollout.scheduler import SchedulerSettings
 from reasonrl.rollout.staleness import split_by_staleness, staleness_metrics
 from reasonrl.tracking import Stopwatch
 from reasonrl.training.checkpoint import TRAINER_FILE, latest_checkpoint, save_checkpoint
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -96,6 +99,12 @@ def build_producer(
         dynamic_sampling=algorithm.dynamic_sampling,
         max_extra_prompts=algorithm.dynamic_sampling_max_extra_prompts,
     )
+    if asynchronous.partial_rollouts and asynchronous.max_staleness == 1:
+        logger.warning(
+            "partial rollouts with async_training.max_staleness 1: the producer usually runs a batch ahead, so "
+            "most unfinished responses begin too early to be continued and restart (partial/restarted_samples); "
+            "max_staleness 2 lets them continue"
+        )
     selective = (
         SelectiveRollouts(target_zero_variance=asynchronous.target_zero_variance, seed=config.train.seed)
         if asynchronous.selective_rollouts

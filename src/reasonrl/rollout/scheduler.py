@@ -23,6 +23,7 @@ always sees whole tokens lists: in-flight responses are saved and continued afte
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 import time
@@ -38,6 +39,8 @@ from reasonrl.engines.base import FinishReason, Generation, GenerationRequest, S
 from reasonrl.rollout.collect import PromptEncoder
 from reasonrl.rollout.greso import SelectiveRollouts
 from reasonrl.rollout.samples import Sample
+
+logger = logging.getLogger(__name__)
 
 # Dynamic-sampling refills draw missing / keep rate x this margin; GRESO uses 1.25 for its sampling batch.
 REFILL_MARGIN = 1.25
@@ -357,6 +360,15 @@ class RolloutScheduler:
                 "partial/in_flight_groups": float(in_flight),
             }
         if settings.dynamic_sampling:
+            if kept < settings.prompts_per_batch:
+                logger.warning(
+                    "dynamic sampling kept %d of %d groups after %d extra prompts "
+                    "(algorithm.dynamic_sampling_max_extra_prompts); %s",
+                    kept,
+                    settings.prompts_per_batch,
+                    counters.extra_prompts,
+                    "training on the groups it kept" if kept else "training on filtered groups unfiltered",
+                )
             if counters.generated_groups:
                 observed = 1 - counters.dropped_groups / counters.generated_groups
                 self._keep_rate = max(MIN_KEEP_RATE, (self._keep_rate + observed) / 2)
