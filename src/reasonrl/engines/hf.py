@@ -109,6 +109,7 @@ class HFEngine:
         tokens: list[list[int]] = [[] for _ in requests]
         logprobs: list[list[float]] = [[] for _ in requests]
         finish: list[FinishReason] = ["length"] * len(requests)
+        reported: dict[int, Generation] = {}  # what on_finish was given, returned as is (decoded once)
         aborted = False
         active = torch.arange(len(requests), device=self.device)  # original row of each batch row
         cache = DynamicCache(config=self.model.config)
@@ -141,17 +142,17 @@ class HFEngine:
                     tokens[row].append(token)
                     logprobs[row].append(logprob)
                     if token in self.eos_ids or (
-                        stops is not None and stops.hit(requests[row].response_prefix_ids + tokens[row])
+                        stops is not None and stops.hit(self._context(requests[row], tokens[row]))
                     ):
                         finish[row] = "stop"
                     elif step + 1 < budgets[row]:
                         keep.append(batch_row)
                         continue
                     if on_finish is not None:
-                        generation = Generation(
+                        reported[row] = Generation(
                             tokens[row], logprobs[row], finish[row], self.text(tokens[row], sampling)
                         )
-                        aborted = bool(on_finish(row, generation)) or aborted
+                        aborted = bool(on_finish(row, reported[row])) or aborted
                 if keep and should_abort is not None and should_abort():
                     aborted = True
                 if aborted:
@@ -173,10 +174,15 @@ class HFEngine:
         finally:
             self.model.train(was_training)
         generations = [
-            Generation(response_ids=t, logprobs=lp, finish_reason=f, text=self.text(t, sampling))
-            for t, lp, f in zip(tokens, logprobs, finish, strict=True)
+            reported.get(row) or Generation(response_ids=t, logprobs=lp, finish_reason=f, text=self.text(t, sampling))
+            for row, (t, lp, f) in enumerate(zip(tokens, logprobs, finish, strict=True))
         ]
         return generations, aborted
+
+    @staticmethod
+    def _context(request: GenerationRequest, tokens: list[int]) -> list[int]:
+        """The whole response so far for the stop check: prefix + new tokens, copied only when continuing."""
+        return request.response_prefix_ids + tokens if request.response_prefix_ids else tokens
 
     def text(self, tokens: Sequence[int], sampling: SamplingSettings) -> str:
         return response_text(self.tokenizer, tokens, sampling.stop)

@@ -35,7 +35,7 @@ from reasonrl.engines.base import SamplingSettings, StreamingEngine
 from reasonrl.rollout.collect import PromptEncoder
 from reasonrl.rollout.greso import SelectiveRollouts
 from reasonrl.rollout.samples import Sample
-from reasonrl.rollout.scheduler import RolloutScheduler, SchedulerSettings, restored_pending
+from reasonrl.rollout.scheduler import RolloutScheduler, SchedulerSettings
 
 
 def weight_snapshot(named_tensors: Iterable[tuple[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
@@ -117,7 +117,7 @@ class RolloutProducer:
     def restore(self, state: dict[str, Any], prompts_by_id: dict[str, Prompt]) -> None:
         """Continue a checkpoint's responses in flight (before start); their prompts stay outstanding."""
         in_pool = self.scheduler.load_state_dict(state, prompts_by_id)
-        self._requeued = deque(restored_pending(self._requeued, in_pool))
+        self._requeued = deque(_restored_pending(self._requeued, in_pool))
         self._outstanding = [*in_pool, *self._requeued]
 
     # ---- learner side ------------------------------------------------------------------------------
@@ -246,3 +246,15 @@ class RolloutProducer:
         self.engine.update_weights(weights.items(), version)
         with self._lock:
             self._times.weight_load += time.perf_counter() - started
+
+
+def _restored_pending(outstanding: Sequence[Prompt], in_pool: Sequence[Prompt]) -> list[Prompt]:
+    """The outstanding prompts not already in the restored pool (a multiset difference, oldest first)."""
+    remaining = [p.id for p in in_pool]
+    pending = []
+    for prompt in outstanding:
+        if prompt.id in remaining:
+            remaining.remove(prompt.id)
+        else:
+            pending.append(prompt)
+    return pending

@@ -27,7 +27,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -131,7 +131,6 @@ class ProducedBatch:
 
 @dataclass
 class _Counters:
-    generate_seconds: float = 0.0
     reward_seconds: float = 0.0
     generate_calls: int = 0
     generated_tokens: int = 0
@@ -284,9 +283,7 @@ class RolloutScheduler:
                 self._settle(group, counters, fallback)
             return settings.partial_rollouts and len(self._ready()) >= settings.prompts_per_batch
 
-        started = time.perf_counter()
         generations = self.engine.generate(requests, self.sampling, on_finish=on_finish)
-        counters.generate_seconds += time.perf_counter() - started
         counters.generate_calls += 1
         counters.generated_tokens += sum(len(g.response_ids) for g in generations)
         with self.lock:
@@ -385,15 +382,3 @@ class RolloutScheduler:
                 greso = self.selective.end_step()
             metrics |= greso
         return ProducedBatch(samples, metrics)
-
-
-def restored_pending(outstanding: Sequence[Prompt], in_pool: Sequence[Prompt]) -> list[Prompt]:
-    """The outstanding prompts not already in the restored pool (a multiset difference, oldest first)."""
-    remaining = [p.id for p in in_pool]
-    pending = []
-    for prompt in outstanding:
-        if prompt.id in remaining:
-            remaining.remove(prompt.id)
-        else:
-            pending.append(prompt)
-    return pending
