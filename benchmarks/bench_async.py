@@ -47,6 +47,8 @@ CONFIGS: dict[str, list[str]] = {
     "sync-2threads": ["train.num_threads=2"],  # sync may use both cores for its kernels instead
     "async-s1": [*ASYNC, "async_training.max_staleness=1"],
     "async-s2": [*ASYNC, "async_training.max_staleness=2"],
+    # Both loops on a 2-thread budget: the producer and the learner split it (async_training.producer_threads).
+    "async-s1-2threads": [*ASYNC, "async_training.max_staleness=1", "train.num_threads=2"],
     "async-s1-partial": [*ASYNC, "async_training.max_staleness=1", "async_training.partial_rollouts=true"],
     "async-s2-partial": [*ASYNC, "async_training.max_staleness=2", "async_training.partial_rollouts=true"],
     "async-s1-dapo": [*ASYNC, "async_training.max_staleness=1", "algorithm.dynamic_sampling=true"],
@@ -168,6 +170,8 @@ def run_one(label: str, seed: int, recipe: Path, warmup: Path, work: Path, args:
         return round(statistics.fmean(values), 4) if values else None
 
     generate_seconds = total("async/generate_seconds") if config.pipeline == "async" else total("time/generate")
+    generated_tokens = total("async/generated_tokens")
+    dropped_share = total("partial/dropped_tokens") / generated_tokens if generated_tokens else None
     return {
         "label": label,
         "seed": seed,
@@ -179,6 +183,9 @@ def run_one(label: str, seed: int, recipe: Path, warmup: Path, work: Path, args:
         "generate_seconds": generate_seconds,
         "total_seconds": round(time.perf_counter() - started, 1),
         "mean_step_split": {k: mean_of(k) for k in ("time/generate", "time/update", "time/wait_for_rollouts")},
+        "mean_step_seconds": mean_of("time/step"),
+        # Generated tokens that partial rollouts' restarts threw away, over the whole run.
+        "dropped_token_share": None if dropped_share is None else round(dropped_share, 4),
         "extra": {
             k: mean_of(k)
             for k in (

@@ -80,6 +80,31 @@ def test_group_with_equal_rewards_gets_zero_not_nan() -> None:
     close(run("grpo", rewards=rewards), per_token([0.0, 0.0, 0.0, -1 / 3 / s, 2 / 3 / s, -1 / 3 / s]))
 
 
+@pytest.mark.parametrize("value", [0.9, 0.8, 0.95, 0.6, 1.2])
+@pytest.mark.parametrize("size", [8, 16])
+@pytest.mark.parametrize("name", ["grpo", "dr_grpo", "rloo", "reinforce_pp_baseline"])
+def test_equal_non_binary_rewards_give_exactly_zero_in_float32(name: str, size: int, value: float) -> None:
+    # float32 rounding of the group mean left |centred| ~ 1e-8; GRPO divided it by (std ~ 1e-8) + 1e-6 and
+    # gave -0.0596 on every row for eight 0.9s (0.106 for 1.2). An equal group carries no signal: exactly 0.
+    rewards = torch.full((size,), value)
+    advantages = ADVANTAGES.get(name)(AdvantageInputs(rewards, torch.ones(size, 3), size))
+    assert torch.equal(advantages, torch.zeros(size, 3))
+
+
+def test_equal_groups_beside_an_informative_one_stay_zero_under_batch_scale() -> None:
+    rewards = torch.tensor([0.9] * 8 + [0.0, 1.0, 0.5, 0.5, 0.0, 1.0, 0.2, 0.8])
+    for scale in ("group", "batch", "none"):
+        advantages = ADVANTAGES.get("grpo")(AdvantageInputs(rewards, torch.ones(16, 2), 8, scale=scale))
+        assert torch.equal(advantages[:8], torch.zeros(8, 2))
+        assert advantages[8:].abs().sum() > 0
+
+
+def test_whitening_constant_returns_gives_exactly_zero() -> None:
+    # REINFORCE++ whitens over the batch; a batch whose every reward is 0.9 has nothing to whiten.
+    advantages = ADVANTAGES.get("reinforce_pp")(AdvantageInputs(torch.full((8,), 0.9), torch.ones(8, 4), 8))
+    assert torch.equal(advantages, torch.zeros(8, 4))
+
+
 def test_reinforce_pp_whitens_the_return_over_all_real_tokens() -> None:
     # gamma = 1, no KL: every real token's return is its response's reward.
     # token values: 0 x4, 2 x2, 4 x3, 1 x1, 1 x4, 7 x2 (16 tokens); sum 35 -> mean 35/16

@@ -79,6 +79,12 @@ def test_without_behaviour_logprobs_only_none_is_allowed() -> None:
     [
         ({"correction": "is"}, "unknown behaviour correction 'is'"),
         ({"tis_cap": 0.5}, "tis_cap must be >= 1"),
+        ({"correction": "decoupled", "decoupled_cap": 1.0}, "decoupled_cap must be > 1"),
+        (
+            {"correction": "tis", "decoupled_cap": 3.0},
+            "which correction 'tis' does not have; use correction 'decoupled'",
+        ),
+        ({"correction": "none", "decoupled_cap": 3.0}, "which correction 'none' does not have"),
         ({"icepop_low": 1.5}, "IcePop needs"),
         ({"icepop_high": 0.9}, "IcePop needs"),
     ],
@@ -88,13 +94,66 @@ def test_bad_knobs_are_named(knobs: dict[str, object], message: str) -> None:
         behaviour_weights(OLD, BEHAVIOUR, MASK, **knobs)  # type: ignore[arg-type]
 
 
-def loss_gradient(correction: str, name: str = "ppo") -> torch.Tensor:
+def loss_gradient(correction: str, name: str = "ppo", **knobs: float) -> torch.Tensor:
     """d Σ L / d logprobs for A = 1 with logprobs = old (ratio 1): -w_t on real tokens."""
     logprobs = OLD.clone().requires_grad_(True)
     adv = torch.ones_like(OLD)
-    loss, _ = policy_loss(name, logprobs, OLD, adv, MASK, behaviour_logprobs=BEHAVIOUR, correction=correction)
+    loss, _ = policy_loss(
+        name,
+        logprobs,
+        OLD,
+        adv,
+        MASK,
+        behaviour_logprobs=BEHAVIOUR,
+        correction=correction,  # type: ignore[arg-type]
+        **knobs,
+    )
     loss.sum().backward()
     return logprobs.grad
+
+
+@pytest.mark.parametrize(
+    ("cap", "expected", "capped"),
+    [
+        (None, K, 0.0),  # no cap: plain w = k
+        (2.0, [0.3, 1.0, 1.5, 0.0, 0.0], 2 / 5),  # 2.5 and 6 exceed the cap: masked, not truncated
+        (5.0, [0.3, 1.0, 1.5, 2.5, 0.0], 1 / 5),  # only 6 exceeds it
+        (10.0, K, 0.0),  # nothing exceeds it
+    ],
+)
+def test_decoupled_cap_masks_tokens_whose_weight_exceeds_it(
+    cap: float | None, expected: list[float], capped: float
+) -> None:
+    got, metrics = behaviour_weights(OLD, BEHAVIOUR, MASK, correction="decoupled", decoupled_cap=cap)
+    close(got, torch.tensor([[*expected, 0.0]], dtype=F64))
+    close(metrics["behaviour_capped_frac"], torch.tensor(capped, dtype=F64))
+    close(metrics["behaviour_weight_mean"], torch.tensor(sum(expected) / 5, dtype=F64))
+    close(metrics["behaviour_ratio_max"], torch.tensor(6.0, dtype=F64))  # the ratio metrics still see every k
+
+
+def test_decoupled_cap_catches_a_weight_at_the_log_ratio_clamp() -> None:
+    # π_prox / π_behaviour = e^25 is clamped to e^20 first; a cap of 10 masks it, and keeps k = 1.
+    got, metrics = behaviour_weights(
+        torch.tensor([[0.0, -1.0]], dtype=F64),
+        torch.tensor([[-25.0, -1.0]], dtype=F64),
+        torch.ones(1, 2, dtype=torch.bool),
+        correction="decoupled",
+        decoupled_cap=10.0,
+    )
+    close(got, torch.tensor([[0.0, 1.0]], dtype=F64))
+    close(metrics["behaviour_capped_frac"], torch.tensor(0.5, dtype=F64))
+    close(metrics["behaviour_ratio_max"], torch.tensor(math.exp(20.0), dtype=F64))
+
+
+def test_capped_frac_is_zero_for_the_other_corrections() -> None:
+    for correction in ("none", "tis", "icepop"):
+        close(weights(correction)[1]["behaviour_capped_frac"], torch.tensor(0.0, dtype=F64))
+
+
+def test_decoupled_cap_gives_zero_gradient_above_the_cap() -> None:
+    grad = loss_gradient("decoupled", decoupled_cap=2.0)
+    close(grad, torch.tensor([[-0.3, -1.0, -1.5, 0.0, 0.0, 0.0]], dtype=F64))
+    assert grad[0, 3] == 0 and grad[0, 4] == 0  # k = 2.5 and 6 > 2: exactly zero
 
 
 def test_icepop_gives_zero_gradient_outside_its_band() -> None:

@@ -33,3 +33,17 @@ def test_asyppo_knobs_need_an_ensemble_that_fits_the_group() -> None:
         load_config(None, ["algorithm.advantage=gae", "algorithm.critic.advantage_mask_low=0.1"])
     config = load_config(None, ["algorithm.advantage=gae", "algorithm.critic.count=2"])
     assert (config.algorithm.critic.advantage_mask_low, config.algorithm.critic.entropy_mask_high) == (0.2, 0.2)
+
+
+def test_decoupled_cap_loads_only_with_the_decoupled_correction() -> None:
+    config = load_config(None, ["algorithm.correction=decoupled", "algorithm.decoupled_cap=5.0"])
+    assert config.algorithm.decoupled_cap == 5.0
+    assert load_config(None, []).algorithm.decoupled_cap is None  # off by default
+    # async mode makes decoupled the default correction, so the cap alone is enough there
+    assert load_config(None, ["pipeline=async", "algorithm.decoupled_cap=5.0"]).algorithm.correction == "decoupled"
+    with pytest.raises(ConfigError, match=r"correction is 'none', which has no decoupled importance weight to cap"):
+        load_config(None, ["algorithm.decoupled_cap=5.0"])
+    with pytest.raises(ConfigError, match=r"correction is 'icepop'.*Set algorithm\.correction: decoupled"):
+        load_config(None, ["pipeline=async", "algorithm.correction=icepop", "algorithm.decoupled_cap=5.0"])
+    with pytest.raises(ConfigError, match="decoupled_cap"):
+        load_config(None, ["algorithm.correction=decoupled", "algorithm.decoupled_cap=1.0"])  # must be > 1

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import sys
+
 import torch
 
+from reasonrl.engines import hf
 from reasonrl.engines.base import GenerationRequest, SamplingSettings
-from reasonrl.engines.hf import HFEngine
+from reasonrl.engines.hf import HFEngine, token_budgets
 from reasonrl.training.batch import Batch
 from reasonrl.training.forward import score_responses
 
@@ -150,3 +153,30 @@ def test_should_abort_is_checked_after_every_decode_step(model, tokenizer, promp
             assert (part.response_ids, part.finish_reason) == (whole.response_ids[:3], "abort")
         else:
             assert part.response_ids == whole.response_ids and part.finish_reason != "abort"
+
+
+def test_decode_loop_keeps_budgets_on_the_host_and_indexes_no_tensor_per_row(  # type: ignore[no-untyped-def]
+    model, tokenizer, prompt_ids, monkeypatch
+) -> None:
+    """Budgets are a host list, so the per-row budget check of every decode step touches no tensor: indexing a
+    tensor per row cost 0.57 ms a step at 256 rows on a CPU, and a device sync per row on a GPU."""
+    sampling = SamplingSettings(max_new_tokens=5, temperature=1.0)
+    budgets = [1, 2, 3, None, 5, 4]
+    batch = [GenerationRequest(prompt_ids=ids, max_new_tokens=b) for ids, b in zip(prompt_ids, budgets, strict=True)]
+    assert token_budgets(batch, sampling) == [1, 2, 3, 5, 5, 4]
+    assert all(type(b) is int for b in token_budgets(batch, sampling))
+    scalar_reads: list[object] = []
+    original = torch.Tensor.__getitem__
+
+    def spy(self: torch.Tensor, key: object) -> torch.Tensor:
+        if isinstance(key, int) and sys._getframe(1).f_code.co_filename == hf.__file__:
+            scalar_reads.append(key)  # a per-row read such as budgets[row] inside the engine's loop
+        return original(self, key)
+
+    monkeypatch.setattr(torch.Tensor, "__getitem__", spy)
+    engine = HFEngine(model, tokenizer, seed=5)
+    engine.eos_ids = frozenset()  # no early stop: every row runs exactly its budget
+    generations = engine.generate(batch, sampling)
+    assert scalar_reads == []
+    assert [len(g.response_ids) for g in generations] == [1, 2, 3, 5, 5, 4]
+    assert [g.finish_reason for g in generations] == ["length"] * 6

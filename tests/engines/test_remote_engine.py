@@ -3,6 +3,7 @@ across the pipe, RNG state round trips, and a failing or closed engine says so."
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import pytest
@@ -84,3 +85,71 @@ def test_a_streaming_generate_aborts_the_rest_across_the_pipe(tiny_model_dir: Pa
         assert [g.response_ids for g in remote.generate(batch, GREEDY)] == [g.response_ids for g in full]
     finally:
         remote.close()
+
+
+def _slow_process(tokenizer, steps: int = 3000, step_seconds: float = 0.01) -> EngineProcess:  # type: ignore[no-untyped-def]
+    from slow_engine import SlowEngine  # the child imports it by this name, from the test directory
+
+    return EngineProcess(SlowEngine, {"steps": steps, "step_seconds": step_seconds}, tokenizer)
+
+
+def test_an_on_finish_that_raises_aborts_the_call_and_close_is_prompt(tokenizer) -> None:  # type: ignore[no-untyped-def]
+    # Before: the child's abort poll swallowed the later "close", so close() waited out its 60 s join.
+    import time
+
+    remote = _slow_process(tokenizer)
+    try:
+
+        def explode(index: int, generation: Generation) -> bool:
+            raise ValueError("on_finish failed")
+
+        started = time.perf_counter()
+        with pytest.raises(ValueError, match="on_finish failed"):
+            remote.generate(_requests([[1], [2], [3000]]), GREEDY, on_finish=explode)  # 30 s if not aborted
+        assert time.perf_counter() - started < 10
+        # The pipe is still in step: the next streaming call answers normally.
+        generations = remote.generate(_requests([[1]]), GREEDY, on_finish=lambda i, g: False)
+        assert [g.finish_reason for g in generations] == ["stop"]
+    finally:
+        started = time.perf_counter()
+        remote.close()
+        assert time.perf_counter() - started < 10
+
+
+def test_should_abort_cuts_a_streaming_call_short_across_the_pipe(tokenizer) -> None:  # type: ignore[no-untyped-def]
+    import time
+
+    remote = _slow_process(tokenizer)
+    try:
+        deadline = time.perf_counter() + 0.5
+        generations = remote.generate(
+            _requests([[1], [2], [3000]]),
+            GREEDY,
+            on_finish=lambda i, g: False,
+            should_abort=lambda: time.perf_counter() > deadline,
+        )
+        assert time.perf_counter() - deadline < 5  # the whole call would take 30 s
+        assert [g.finish_reason for g in generations] == ["stop", "stop", "abort"]
+    finally:
+        remote.close()
+
+
+def test_close_during_a_streaming_call_ends_the_child_promptly(tokenizer) -> None:  # type: ignore[no-untyped-def]
+    # As after Ctrl-C on the learner: the parent left a streaming call unread and closes the engine.
+    import threading
+    import time
+
+    remote = _slow_process(tokenizer)
+
+    def call() -> None:
+        with contextlib.suppress(EngineStartError):  # the child is gone before it answers
+            remote.generate(_requests([[1], [2], [3000]]), GREEDY, on_finish=lambda i, g: False)
+
+    caller = threading.Thread(target=call, daemon=True)
+    caller.start()
+    time.sleep(0.5)
+    started = time.perf_counter()
+    remote._conn.send(("close", ()))  # what close() sends; the caller thread still holds the call lock
+    remote._process.join(timeout=10)
+    assert not remote._process.is_alive() and time.perf_counter() - started < 10
+    remote._closed = True

@@ -216,3 +216,124 @@ def test_partial_filtered_and_selective_rollouts_keep_the_contract_across_a_cras
             assert all(len({r["reward"] for r in group}) > 1 for group in groups)
         trained += [group[0]["prompt_id"] for group in groups]
     assert len(trained) == len(set(trained)), "a prompt was trained twice"
+
+
+def test_a_reward_that_fails_on_every_sample_stops_an_async_run_with_a_clear_error(tmp_path: Path) -> None:
+    """Through the CLI: the message names the fix, not a traceback, and the producer thread is stopped."""
+    from typer.testing import CliRunner
+
+    from reasonrl.cli.app import app
+
+    plugin = tmp_path / "broken_reward.py"
+    plugin.write_text("def broken(response, answer, meta=None):\n    raise RuntimeError('no scoring today')\n")
+    recipe = tmp_path / "async.yaml"
+    reward = f"algorithm.reward.functions=[{{name: '{plugin}:broken'}}]"
+    recipe.write_text(dump_config(load_config(None, _overrides(tmp_path / "run", reward, "pipeline=async"))))
+    result = CliRunner().invoke(app, ["train", str(recipe)])
+    assert result.exit_code == 2, result.output
+    output = " ".join(result.output.split())  # rich wraps the message to the terminal width
+    assert "error: the reward failed on every sample of 3 training steps in a row" in output
+    assert "First error: reward 'broken' failed: RuntimeError: no scoring today" in output
+    # The reward function's own traceback, not reasonrl's: the line that raised, in the user's file.
+    assert "broken_reward.py" in output and "raise RuntimeError('no scoring today')" in output
+    assert "reasonrl/pipelines" not in output
+
+
+def test_greso_and_train_accuracy_read_the_verifier_not_the_shaped_reward(tmp_path: Path, varied_reward: str) -> None:
+    # Before: the producer recorded `Sample.correct` before the learner asked the verifier, so GRESO's history
+    # held `reward >= 1` of the shaped reward (here 0, 1 or 2 by response length) instead of correctness.
+    run_dir = tmp_path / "run"
+    overrides = _overrides(
+        run_dir, varied_reward, "pipeline=async", "async_training.selective_rollouts=true", "checkpoint.every_steps=1"
+    )
+    async_rl.train(load_config(None, overrides))
+    saved = json.loads((run_dir / "checkpoints" / f"step_{STEPS:06d}" / "state.json").read_text())
+    traces = saved["rollouts"]["selective"]["traces"]
+    expected: dict[str, list[float]] = {}
+    rows = {r["step"]: r for r in read_metrics(run_dir / "metrics.jsonl") if "accuracy/train" in r}
+    for step in range(1, STEPS + 1):
+        records = read_rollouts(run_dir / "rollouts" / f"step_{step:06d}.jsonl")
+        assert all(isinstance(r["reward_info"]["correct"], bool) for r in records)
+        correct = [float(r["reward_info"]["correct"]) for r in records]
+        assert rows[step]["accuracy/train"] == pytest.approx(sum(correct) / len(correct))
+        for start in range(0, len(records), 4):
+            expected.setdefault(records[start]["prompt_id"], []).append(sum(correct[start : start + 4]) / 4)
+    assert traces == expected
+    assert any(r["reward"] >= 1 and not r["reward_info"]["correct"] for r in records)  # the two really differ
+
+
+@pytest.mark.timeout(180)
+@pytest.mark.parametrize("max_staleness", [0, 1])
+def test_a_batch_dropped_as_stale_is_replaced_and_the_run_ends(
+    tmp_path: Path, varied_reward: str, max_staleness: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The admission bound makes a whole stale batch rare, so force one at step 2. Before: the producer never
+    # admitted a batch past train.steps (the last step waited forever), and at max_staleness 0 the next batch
+    # waited for a version the learner never published (a deadlock on the very next step).
+    run_dir = tmp_path / "run"
+    real_split = async_rl.split_by_staleness
+    forced = []
+
+    def drop_once(samples, version, bound, group_size):  # type: ignore[no-untyped-def]
+        if version == 1 and not forced:
+            forced.append(len(samples))
+            return [], list(samples)
+        return real_split(samples, version, bound, group_size)
+
+    monkeypatch.setattr(async_rl, "split_by_staleness", drop_once)
+    overrides = _overrides(run_dir, varied_reward, "pipeline=async", f"async_training.max_staleness={max_staleness}")
+    summary = async_rl.train(load_config(None, overrides))
+    assert summary["steps"] == STEPS and forced == [16]
+    rows = [r for r in read_metrics(run_dir / "metrics.jsonl") if "reward/mean" in r]
+    assert [r["step"] for r in rows] == list(range(1, STEPS + 1))
+    assert rows[1]["async/dropped_stale_samples"] == 16.0
+    trained = [p for step in _trained_prompts(run_dir) for p in step]
+    assert len(trained) == len(set(trained)) == STEPS * PROMPTS_PER_STEP
+
+
+def test_a_checkpoint_and_an_error_take_effect_within_a_decode_step_of_a_long_generation(
+    tmp_path: Path, varied_reward: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A scripted engine whose second batch would decode for 30 s (3,000 steps of 10 ms). Before: the step-1
+    # checkpoint waited for that whole call (through the engine lock) and so did the shutdown after an error.
+    from tests.rollout.step_engine import StepEngine
+
+    calls: list[int] = []
+
+    def length(prompt_ids: list[int]) -> int:
+        return 3 if len(engine.calls) <= 1 else 3000
+
+    engine = StepEngine(length, step_seconds=0.01)
+    monkeypatch.setattr(async_rl, "generation_engine", lambda run, seed: engine)
+    real_checkpoint = async_rl.checkpoint
+    seconds: dict[str, float] = {}
+
+    def checkpoint_then_fail(run, producer):  # type: ignore[no-untyped-def]
+        deadline = time.perf_counter() + 60
+        while engine.steps < 10 and time.perf_counter() < deadline:  # make sure the long call is under way
+            time.sleep(0.01)
+        started = time.perf_counter()
+        real_checkpoint(run, producer)
+        seconds["checkpoint"] = time.perf_counter() - started
+        calls.append(engine.steps)
+        seconds["failed_at"] = time.perf_counter()
+        raise _Crash("the learner failed")
+
+    monkeypatch.setattr(async_rl, "checkpoint", checkpoint_then_fail)
+    overrides = _overrides(
+        tmp_path / "run",
+        varied_reward,
+        "pipeline=async",
+        "async_training.max_staleness=1",
+        "checkpoint.every_steps=1",
+        "rollout.max_new_tokens=4000",
+        "eval.max_new_tokens=5",
+    )
+    with pytest.raises(_Crash):
+        async_rl.train(load_config(None, overrides))
+    assert calls and calls[0] >= 10
+    assert seconds["checkpoint"] < 5.0
+    assert time.perf_counter() - seconds["failed_at"] < 5.0
+    assert engine.steps < 1000  # the long call was cut short, not waited out
+    saved = json.loads((tmp_path / "run" / "checkpoints" / "step_000001" / "state.json").read_text())
+    assert all(0 < len(m["response_ids"]) < 3000 for g in saved["rollouts"]["groups"] for m in g["members"])

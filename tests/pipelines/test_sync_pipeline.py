@@ -141,3 +141,27 @@ def test_a_reward_that_raises_scores_zero_and_the_run_goes_on(tmp_path: Path) ->
     assert failed and all("flaky reward failed on purpose" in r["reward_info"]["error"] for r in failed)
     assert all(r["reward"] == 0.0 for r in failed)
     assert any(r["reward_info"]["error"] is None for r in dumped)
+
+
+ALWAYS_RAISES = "def broken(response, answer, meta=None):\n    return {'score': 1.0}[response]\n"
+
+
+def test_a_reward_that_fails_on_every_sample_stops_the_run_after_three_steps(tmp_path: Path) -> None:
+    from reasonrl.rewards.failures import RewardsFailing
+
+    plugin = tmp_path / "broken_reward.py"
+    plugin.write_text(ALWAYS_RAISES)
+    run_dir = tmp_path / "run"
+    reward = f"algorithm.reward.functions=[{{name: '{plugin}:broken'}}]"
+    config = load_config(None, [*QUICK, f"logging.run_dir={run_dir}", reward, "train.steps=6"])
+    with pytest.raises(RewardsFailing) as caught:
+        train(config)
+    message = str(caught.value)
+    assert "the reward failed on every sample of 3 training steps in a row" in message
+    assert f"'{plugin}:broken'" in message
+    assert "First error: reward 'broken' failed: KeyError:" in message
+    assert "algorithm.reward.max_failed_steps" in message
+    # The third failed batch is refused before its update: steps 1 and 2 trained and were logged.
+    rows = [r for r in read_metrics(run_dir / "metrics.jsonl") if "reward/mean" in r]
+    assert [r["step"] for r in rows] == [1, 2]
+    assert all(r["rollout/reward_error_share"] == 1.0 for r in rows)

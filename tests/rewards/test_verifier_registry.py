@@ -109,3 +109,56 @@ def test_registry_import_is_light() -> None:
     heavy = ("sympy", "math_verify", "reasoning_gym", "torch", "transformers")
     code = f"import sys, reasonrl.rewards; found = set({heavy}) & set(sys.modules); assert not found, found"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize(
+    ("source", "detail"),
+    [
+        ("def reward(response, answer, **kw):\n    return 1.0\n", "too many positional arguments"),
+        ("def reward(response):\n    return 1.0\n", "too many positional arguments"),
+        ("def reward(response, answer, meta, extra):\n    return 1.0\n", "missing a required argument: 'extra'"),
+        ("def reward(response, answer, meta, *, scale):\n    return scale\n", "missing a required argument: 'scale'"),
+    ],
+)
+def test_a_user_function_with_the_wrong_signature_fails_at_load(tmp_path: Path, source: str, detail: str) -> None:
+    plugin = tmp_path / "bad_reward.py"
+    plugin.write_text(source)
+    with pytest.raises(ValueError) as caught:
+        get_verifier(f"{plugin}:reward")
+    message = str(caught.value)
+    assert f"reward function '{plugin.resolve()}:reward' has the signature (" in message
+    assert "three positional arguments: (response: str, answer: Any, meta: dict) -> float" in message
+    assert detail in message
+    assert "def reward(response, answer, meta=None, **options):" in message
+
+
+def test_a_user_function_with_options_it_does_not_take_fails_at_load() -> None:
+    with pytest.raises(ValueError, match=r"and options \['sclae'\].*unexpected keyword argument 'sclae'"):
+        get_verifier(f"{PLUGINS}:weighted", sclae=2.0)
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "def reward(*args):\n    return 1.0\n",
+        "def reward(*args, **options):\n    return 1.0\n",
+        "def reward(response, answer, meta):\n    return 1.0\n",
+        "def reward(response, *rest, scale=1.0):\n    return scale\n",
+        "class Reward:\n"
+        "    def __call__(self, response, answer, meta=None):\n        return 1.0\n\n\nreward = Reward()\n",
+    ],
+)
+def test_user_functions_that_take_three_positional_arguments_load(tmp_path: Path, source: str) -> None:
+    plugin = tmp_path / "good_reward.py"
+    plugin.write_text(source)
+    assert get_verifier(f"{plugin}:reward")("7", "7", {}) == 1.0
+
+
+def test_the_reward_pool_refuses_a_wrong_signature_before_scoring(tmp_path: Path) -> None:
+    from reasonrl.rewards import RewardPool
+
+    plugin = tmp_path / "two_args.py"
+    plugin.write_text("def reward(response, answer, **kw):\n    return 1.0\n")
+    term = type("Term", (), {"name": f"{plugin}:reward", "weight": 1.0, "options": {}})()
+    with pytest.raises(ValueError, match="has the signature \\(response, answer, \\*\\*kw\\)"):
+        RewardPool([term], workers=0)

@@ -3,6 +3,7 @@ response's length fixed by its prompt, so long tails, aborts and continuations a
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable, Sequence
 
 import torch
@@ -17,8 +18,10 @@ class StepEngine:
     """Request i's full response is `length_of(prompt_ids)` tokens (the last one EOS); every decode step adds
     one token to every running request; `on_finish` and aborts behave as in `HFEngine.generate`."""
 
-    def __init__(self, length_of: Callable[[list[int]], int]) -> None:
+    def __init__(self, length_of: Callable[[list[int]], int], step_seconds: float = 0.0) -> None:
+        """`step_seconds`: wall time of each decode step (a slow engine, for interruption tests)."""
         self.length_of = length_of
+        self.step_seconds = step_seconds
         self.version = 0
         self.calls: list[tuple[int, int]] = []  # (version, requests) of each generate call
         self.loaded: list[dict[str, torch.Tensor]] = []
@@ -39,6 +42,7 @@ class StepEngine:
         aborted = False
         while running and not aborted:
             self.steps += 1
+            time.sleep(self.step_seconds)
             still = []
             for i in running:
                 request = requests[i]

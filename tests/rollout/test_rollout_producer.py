@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 
+import pytest
 import torch
 
 from reasonrl.data import Prompt, PromptSampler
@@ -97,3 +98,123 @@ def test_no_batch_is_admitted_past_the_last_step() -> None:
     _settle()
     producer.stop()
     assert len(engine.calls) == 2
+
+
+# ---- interruptions: stop, pause, dropped batches -------------------------------------------------------
+def _slow_producer(step_seconds: float, length: int, **kwargs) -> tuple[StepEngine, RolloutProducer]:  # type: ignore[no-untyped-def]
+    engine = StepEngine(lambda ids: length, step_seconds=step_seconds)
+    producer = RolloutProducer(
+        engine,  # type: ignore[arg-type]
+        lambda prompt: [1, 2],  # type: ignore[arg-type]
+        SamplingSettings(max_new_tokens=length),
+        PromptSampler(PROMPTS, shuffle=False),
+        SchedulerSettings(prompts_per_batch=2, group_size=2, max_staleness=1),
+        score=_score,
+        version=0,
+        last_index=10,
+        **kwargs,
+    )
+    return engine, producer
+
+
+def _wait_for_decoding(engine: StepEngine) -> None:
+    deadline = time.perf_counter() + 10
+    while engine.steps < 3 and time.perf_counter() < deadline:
+        time.sleep(0.01)
+
+
+def test_stop_aborts_the_generate_call_in_progress_within_a_decode_step() -> None:
+    # Before: stop() joined after the whole call (here 3,000 steps of 10 ms = 30 s).
+    engine, producer = _slow_producer(0.01, 3000)
+    producer.start()
+    _wait_for_decoding(engine)
+    started = time.perf_counter()
+    producer.stop()
+    assert time.perf_counter() - started < 2.0
+    rollouts = producer.state_dict()["rollouts"]["groups"]
+    assert len(rollouts) == 2 and all(0 < len(m["response_ids"]) < 3000 for g in rollouts for m in g["members"])
+    assert producer.state_dict()["outstanding"] == ["p0", "p1"]  # nothing lost: a checkpoint keeps them
+
+
+def test_a_pause_takes_effect_within_a_decode_step_and_generation_continues_after_it() -> None:
+    engine, producer = _slow_producer(0.01, 120)
+    producer.start()
+    try:
+        _wait_for_decoding(engine)
+        started = time.perf_counter()
+        with producer.paused():
+            waited = time.perf_counter() - started
+            state = producer.state_dict()["rollouts"]["groups"]
+            steps = engine.steps
+            time.sleep(0.1)
+            assert engine.steps == steps  # the engine is held: no decode step during the pause
+        assert waited < 1.0  # before: the checkpoint waited for the whole call (1.2 s here)
+        tokens = [len(m["response_ids"]) for g in state for m in g["members"]]
+        assert all(0 < n < 120 for n in tokens)
+        batch = producer.next_batch()  # the cut responses were continued to their full length
+        assert [len(s.response_ids) for s in batch.samples] == [120] * 4
+        assert all(s.finish_reason == "stop" for s in batch.samples)
+        assert batch.metrics["async/interrupted_calls"] == 1.0
+        assert engine.calls[:2] == [(0, 4), (0, 4)]  # the call that was cut, then its continuation
+    finally:
+        producer.stop()
+
+
+@pytest.mark.parametrize("max_staleness", [0, 1])
+def test_a_batch_the_learner_drops_is_replaced_so_every_step_gets_one(max_staleness: int) -> None:
+    # Before: the producer admitted no batch at or past last_index, so the last step waited forever, and at
+    # max_staleness 0 the next step deadlocked (batch k+1 waited for a version the learner never published).
+    engine = StepEngine(lambda ids: 1)
+    producer = _producer(engine, max_staleness=max_staleness, last_index=3)
+    producer.start()
+    trained = []
+    try:
+        for step in range(3):
+            batch = producer.next_batch()
+            if step == 1 and len(trained) == 1:  # as if the whole batch were too stale: drop, then take another
+                producer.requeue(_prompts(batch))
+                producer.skip_batch()
+                batch = producer.next_batch()
+            trained.append([p.id for p in _prompts(batch)])
+            producer.mark_trained(_prompts(batch))
+            producer.publish({}, version=step + 1)
+    finally:
+        producer.stop()
+    assert len(trained) == 3 and len(engine.calls) == 4
+    assert {"p2", "p3"} <= {p for batch in trained for p in batch}  # the dropped prompts came back
+    assert producer.state_dict()["outstanding"] == []
+
+
+def _long_tail(prompt_id: int) -> int:
+    """Most responses short, one in five long: the shape partial rollouts are for."""
+    return 40 if prompt_id % 5 == 0 else 4 + prompt_id % 7
+
+
+def test_partial_rollouts_at_staleness_2_continue_leftovers_instead_of_restarting_them() -> None:
+    # Before: the producer ran at the bound (batch k from weights k - 2), so whatever batch k left unfinished
+    # had begun one version too early for batch k + 1 and was always restarted: no response was ever
+    # continued and the restarts threw away a large share of the generated tokens.
+    engine = StepEngine(lambda ids: _long_tail(ids[0]))
+    producer = RolloutProducer(
+        engine,  # type: ignore[arg-type]
+        lambda prompt: [int(prompt.id[1:])],  # type: ignore[arg-type]
+        SamplingSettings(max_new_tokens=64),
+        PromptSampler([Prompt(id=f"p{i}", answer=i, task="exact", text="q") for i in range(400)], shuffle=False),
+        SchedulerSettings(prompts_per_batch=4, group_size=2, max_staleness=2, partial_rollouts=True, overprovision=2.0),
+        score=_score,
+        version=0,
+        last_index=40,
+    )
+    producer.start()
+    continued = 0
+    try:
+        for step in range(40):
+            batch = producer.next_batch()
+            assert all(step - s.start_version <= 2 for s in batch.samples)  # the bound holds
+            continued += int(batch.metrics["partial/continued_samples"])
+            time.sleep(0.01)  # the learner is the slower loop: the producer waits at its admission bound
+            producer.publish({}, version=step + 1)
+    finally:
+        producer.stop()
+    assert continued > 0
+    assert batch.metrics["partial/dropped_token_share"] < 0.10

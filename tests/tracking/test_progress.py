@@ -1,4 +1,4 @@
-"""Progress display: one parseable line per step off a terminal, a live bar on one; ETA from a fake clock."""
+"""Progress display: parseable lines (about 20 a run) off a terminal, a live bar on one; ETA from a fake clock."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import pytest
 from rich.console import Console
 
 from reasonrl.tracking import ProgressDisplay
+from reasonrl.tracking.progress import WorkProgress
 
 LINE = re.compile(r"step=(\d+)/(\d+)((?: [\w/]+=\S+)*)")
 
@@ -89,3 +90,90 @@ def test_live_display_on_a_terminal_shows_the_step_and_metrics() -> None:
 def test_update_outside_the_context_says_how_to_use_it() -> None:
     with pytest.raises(RuntimeError, match="with ProgressDisplay"):
         ProgressDisplay(3, console=Console(file=io.StringIO())).update(1, {})
+
+
+def test_a_log_gets_about_twenty_lines_a_run_each_with_an_eta() -> None:
+    out = io.StringIO()
+    clock = FakeClock()
+    console = Console(file=out, force_terminal=False)
+    with ProgressDisplay(100, samples_per_step=16, console=console, clock=clock) as progress:
+        for step in range(1, 101):
+            clock.now += 1.0
+            progress.update(step, {"reward/mean": 0.5})
+    lines = [parse(line) for line in out.getvalue().splitlines()]
+    assert [int(line["step"]) for line in lines] == [1, *range(5, 101, 5)]  # the first step, then every 5th
+    assert [line["eta"] for line in lines[:3]] == ["0:01:39", "0:01:35", "0:01:30"]
+    assert lines[-1]["eta"] == "0:00:00"
+
+
+def test_progress_every_steps_sets_the_spacing_and_the_last_step_always_prints() -> None:
+    out = io.StringIO()
+    console = Console(file=out, force_terminal=True, color_system=None)  # progress: false on a terminal
+    with ProgressDisplay(95, live=False, console=console, every=10, clock=FakeClock()) as progress:
+        for step in range(1, 96):
+            progress.update(step, {})
+    assert [int(parse(line)["step"]) for line in out.getvalue().splitlines()] == [1, *range(10, 91, 10), 95]
+
+
+def test_a_resumed_run_prints_its_first_step_then_the_usual_ones() -> None:
+    out = io.StringIO()
+    with ProgressDisplay(600, start_step=443, console=Console(file=out), clock=FakeClock()) as progress:
+        for step in range(444, 601):
+            progress.update(step, {})
+    steps = [int(parse(line)["step"]) for line in out.getvalue().splitlines()]
+    assert steps == [444, *range(450, 601, 30)]
+
+
+@pytest.mark.parametrize("every", [0, -3, 2.5])
+def test_a_bad_spacing_says_what_is_allowed(every: object) -> None:
+    with pytest.raises(ValueError, match="every must be a whole number of steps >= 1"):
+        ProgressDisplay(10, every=every)  # type: ignore[arg-type]
+
+
+def test_work_progress_in_a_log_prints_a_line_every_ten_percent_with_an_eta() -> None:
+    out = io.StringIO()
+    clock = FakeClock()
+    console = Console(file=out, force_terminal=False)
+    with WorkProgress("generating", 200, "problems", console=console, clock=clock) as progress:
+        for _ in range(200):
+            clock.now += 0.5
+            progress.advance(1)
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 11
+    assert lines[0] == "generating: 0/200 problems (0%)"
+    assert lines[1] == "generating: 20/200 problems (10%) elapsed=0:00:10 eta=0:01:30"
+    assert lines[-1] == "generating: 200/200 problems (100%) elapsed=0:01:40 eta=0:00:00"
+
+
+def test_work_progress_in_chunks_prints_once_per_share_crossed_and_always_the_end() -> None:
+    out = io.StringIO()
+    with WorkProgress("generating", 70, "problems", console=Console(file=out), percent=25) as progress:
+        for size in (30, 30, 10, 0):  # 43%, 86%, 100%, and a late empty chunk that adds nothing
+            progress.advance(size)
+    shares = [line.split("(")[1].split(")")[0] for line in out.getvalue().splitlines()]
+    assert shares == ["0%", "43%", "86%", "100%"]
+
+
+def test_work_progress_on_a_terminal_draws_a_bar_and_no_lines() -> None:
+    out = io.StringIO()
+    console = Console(file=out, force_terminal=True, width=100, color_system=None)
+    with WorkProgress("generating", 8, "problems", console=console) as progress:
+        progress.advance(8)
+    assert "generating: " not in out.getvalue()
+    assert "8/8" in out.getvalue()
+
+
+def test_the_training_loop_takes_the_spacing_from_the_logging_config() -> None:
+    from types import SimpleNamespace
+
+    from reasonrl.config import load_config
+    from reasonrl.pipelines.sync import progress_display
+
+    config = load_config(None, ["train.steps=600", "logging.progress=false", "logging.progress_every_steps=50"])
+    out = io.StringIO()
+    with progress_display(SimpleNamespace(config=config, step=0), Console(file=out)) as progress:  # type: ignore[arg-type]
+        for step in range(1, 601):
+            progress.update(step, {})
+    assert len(out.getvalue().splitlines()) == 13  # step 1, then every 50th
+    default = load_config(None, ["train.steps=600"])
+    assert progress_display(SimpleNamespace(config=default, step=0), Console(file=out)).every == 30  # type: ignore[arg-type]

@@ -20,7 +20,7 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from reasonrl.algorithms.masking import masked_mean, masked_std, valid_mask
+from reasonrl.algorithms.masking import masked_max, masked_mean, masked_min, masked_std, valid_mask
 from reasonrl.algorithms.registry import Registry
 
 AdvantageScale = Literal["group", "batch", "none"]
@@ -101,9 +101,16 @@ ADVANTAGES: Registry[AdvantageEstimator] = Registry("advantage estimator")
 
 
 def _group_centred(rewards: Tensor, group_size: int) -> Tensor:
-    """R_i − mean_{j in group(i)} R_j, shape [B]."""
+    """R_i − mean_{j in group(i)} R_j, shape [B]; exactly zero for a group whose rewards are all equal.
+
+    The guard matters for non-binary rewards: the float32 mean of eight 0.9s is not 0.9, so the centred
+    values come out near 1e-8, and GRPO's division by (σ + eps) with σ also near 1e-8 would blow them up
+    to about ±0.06 on every row of a group that carries no signal at all.
+    """
     groups = rewards.reshape(-1, group_size)
-    return (groups - groups.mean(dim=-1, keepdim=True)).reshape(-1)
+    centred = groups - groups.mean(dim=-1, keepdim=True)
+    equal = groups.amax(dim=-1, keepdim=True) == groups.amin(dim=-1, keepdim=True)
+    return torch.where(equal, torch.zeros_like(centred), centred).reshape(-1)
 
 
 def _per_token(per_response: Tensor, inputs: AdvantageInputs) -> Tensor:
@@ -188,9 +195,13 @@ def outcome_token_rewards(outcome: Tensor, inputs: AdvantageInputs) -> Tensor:
 
 
 def whiten(values: Tensor, valid: Tensor, eps: float) -> Tensor:
-    """(v − μ) / (σ + eps) over the valid entries (Bessel-corrected σ), zero elsewhere."""
+    """(v − μ) / (σ + eps) over the valid entries (Bessel-corrected σ), zero elsewhere.
+
+    All-equal valid entries whiten to exactly zero (the rounding of μ would otherwise be amplified by
+    1 / (σ + eps), as in `_group_centred`)."""
     whitened = (values - masked_mean(values, valid)) / (masked_std(values, valid) + eps)
-    return torch.where(valid, whitened, 0.0)
+    constant = masked_max(values, valid) == masked_min(values, valid)
+    return torch.where(valid & ~constant, whitened, 0.0)
 
 
 def _reinforce_pp(outcome: Tensor, inputs: AdvantageInputs) -> Tensor:

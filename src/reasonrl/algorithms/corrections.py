@@ -8,7 +8,8 @@ All corrections weight the per-token policy loss by w_t = f(k_t), a constant (st
 - `none`: f(k) = 1, the plain on-policy loss.
 - `decoupled`: f(k) = k. AReaL's decoupled PPO (Fu et al., arXiv 2505.24298, after Hilton et al.,
   arXiv 2110.00641): the loss clips against the proximal policy π_prox = π_old and is importance-weighted
-  by π_prox / π_behaviour.
+  by π_prox / π_behaviour. With `decoupled_cap` = M set, f(k) = k if k ≤ M else 0 (AReaL's
+  `behav_imp_weight_cap`): a token whose weight exceeds the cap is masked, so it gets no gradient.
 - `tis`: f(k) = min(k, C), C = tis_cap = 2. Truncated importance sampling (Yao, Liu et al.,
   fengyao.notion.site/off-policy-rl; slime `--tis-clip 2`, verl `rollout_is_threshold: 2.0`).
 - `icepop`: f(k) = k if α ≤ k ≤ β else 0, α = icepop_low = 0.5, β = icepop_high = 5.0. IcePop (Ring-1T,
@@ -44,6 +45,7 @@ def behaviour_weights(
     tis_cap: float = 2.0,
     icepop_low: float = 0.5,
     icepop_high: float = 5.0,
+    decoupled_cap: float | None = None,
 ) -> tuple[Tensor, dict[str, Tensor]]:
     """Detached weights w [B, T] (zero on padding) for `correction`, and mismatch metrics.
 
@@ -51,11 +53,13 @@ def behaviour_weights(
     always visible): behaviour_ratio_mean/min/max and quantiles p05/p50/p95 (of k; the tails show how
     stale or mismatched the sampler is better than the mean), behaviour_weight_mean, behaviour_kl (the k3
     estimate of KL(π_behaviour ‖ π_old), mean of (k − 1) − log k), behaviour_truncated_frac (share of
-    tokens with k > tis_cap under `tis`, else 0) and behaviour_masked_frac (share outside [α, β] under
-    `icepop`, else 0). All over real tokens.
+    tokens with k > tis_cap under `tis`, else 0), behaviour_masked_frac (share outside [α, β] under
+    `icepop`, else 0) and behaviour_capped_frac (share with k > decoupled_cap under a capped `decoupled`,
+    else 0). All over real tokens.
     """
     if correction not in CORRECTIONS:
         raise ValueError(f"unknown behaviour correction {correction!r}; choose one of: {', '.join(CORRECTIONS)}")
+    _check_decoupled_cap(correction, decoupled_cap)
     valid = valid_mask(mask, old_logprobs)
     if behaviour_logprobs is None:
         if correction != "none":
@@ -80,10 +84,13 @@ def behaviour_weights(
     zeros = torch.zeros_like(k)
     truncated = torch.zeros_like(valid)
     outside = torch.zeros_like(valid)
+    capped = torch.zeros_like(valid)
     if correction == "none":
         weights = torch.ones_like(k)
     elif correction == "decoupled":
-        weights = k
+        if decoupled_cap is not None:
+            capped = k > decoupled_cap
+        weights = torch.where(capped, zeros, k)
     elif correction == "tis":
         truncated = k > tis_cap
         weights = k.clamp_max(tis_cap)
@@ -100,5 +107,21 @@ def behaviour_weights(
         "behaviour_kl": masked_mean(torch.expm1(log_k) - log_k, valid),
         "behaviour_truncated_frac": masked_mean(truncated.to(k.dtype), valid),
         "behaviour_masked_frac": masked_mean(outside.to(k.dtype), valid),
+        "behaviour_capped_frac": masked_mean(capped.to(k.dtype), valid),
     }
     return weights, metrics
+
+
+def _check_decoupled_cap(correction: Correction, decoupled_cap: float | None) -> None:
+    """The cap masks by the decoupled weight, so it is refused where it would silently do nothing."""
+    if decoupled_cap is None:
+        return
+    if correction != "decoupled":
+        raise ValueError(
+            f"decoupled_cap masks tokens by the decoupled importance weight, which correction {correction!r} "
+            "does not have; use correction 'decoupled', or leave decoupled_cap unset"
+        )
+    if not decoupled_cap > 1:
+        raise ValueError(
+            f"decoupled_cap must be > 1 (it masks the tail of a weight whose mean is 1), got {decoupled_cap}"
+        )

@@ -343,12 +343,14 @@ def policy_loss(
     tis_cap: float = 2.0,
     icepop_low: float = 0.5,
     icepop_high: float = 5.0,
+    decoupled_cap: float | None = None,
 ) -> PolicyLossOutput:
     """The registered loss `name`, weighted per token by the behaviour correction: L_t ← w_t · L_t.
 
-    w_t = f(π_old/π_behaviour) detached, as `corrections.behaviour_weights` defines it (`none`, `decoupled`,
-    `tis`, `icepop`); old_logprobs is the proximal policy the loss clips against. Metrics are the loss's
-    and the correction's together. This is the one call a trainer makes; its keywords map 1:1 onto config.
+    w_t = f(π_old/π_behaviour) detached, as `corrections.behaviour_weights` defines it (`none`, `decoupled`
+    with its optional `decoupled_cap`, `tis`, `icepop`); old_logprobs is the proximal policy the loss clips
+    against. Metrics are the loss's and the correction's together. This is the one call a trainer makes; its
+    keywords map 1:1 onto config.
     """
     loss, metrics = POLICY_LOSSES.get(name)(
         logprobs,
@@ -368,5 +370,6 @@ def policy_loss(
         tis_cap=tis_cap,
         icepop_low=icepop_low,
         icepop_high=icepop_high,
+        decoupled_cap=decoupled_cap,
     )
     return loss * weights, {**metrics, **correction_metrics}

@@ -36,15 +36,17 @@ Overrides = Annotated[
 
 
 def user_errors(command: F) -> F:
-    """Show a user's mistake (bad config, bad data, missing file) as one clear message, exit code 2."""
+    """Show a user's mistake (bad config, bad data, missing file, a reward that always fails) as one clear
+    message, exit code 2."""
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         from reasonrl.data import DataError
+        from reasonrl.rewards.failures import RewardsFailing
 
         try:
             return command(*args, **kwargs)
-        except (ConfigError, DataError, FileNotFoundError, ValueError) as exc:
+        except (ConfigError, DataError, FileNotFoundError, ValueError, RewardsFailing) as exc:
             errors.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True, soft_wrap=True)
             raise typer.Exit(code=2) from None
 

@@ -123,6 +123,12 @@ class RewardConfig(Section):
         ge=0,
         description="Reward worker processes (0 = score in the main process, still with the timeout).",
     )
+    max_failed_steps: int = Field(
+        3,
+        ge=0,
+        description="Stop the run, showing the first error, after this many training steps in a row on which "
+        "the reward failed on every sample (0 = never stop).",
+    )
     labels: Literal["answer", "majority"] = Field(
         "answer",
         description="What responses are scored against: answer = the data's reference answers; majority = "
@@ -273,6 +279,12 @@ class AlgorithmConfig(Section):
     icepop_high: float = Field(
         5.0, ge=1, description="IcePop: tokens whose pi_old/pi_behaviour > this get no gradient."
     )
+    decoupled_cap: float | None = Field(
+        None,
+        gt=1,
+        description="Decoupled: tokens whose pi_prox/pi_behaviour > this get no gradient (AReaL's "
+        "behav_imp_weight_cap; None = no cap).",
+    )
     clip_low: float = Field(0.2, ge=0, lt=1, description="PPO clip: ratio lower bound is 1 - clip_low.")
     clip_high: float = Field(0.2, ge=0, description="PPO clip: ratio upper bound is 1 + clip_high (DAPO: 0.28).")
     dual_clip: float | None = Field(
@@ -349,6 +361,12 @@ class LoggingConfig(Section):
     mlflow: bool = Field(False, description="Log to MLflow (needs `mlflow`).")
     project: str = Field("reasonrl", min_length=1, description="Project name for W&B / MLflow.")
     progress: bool = Field(True, description="Live progress display in the terminal.")
+    progress_every_steps: int | None = Field(
+        None,
+        ge=1,
+        description="Off a terminal (or with progress: false), print a step line every N steps, plus the first "
+        "and last (None = about 20 lines a run).",
+    )
     plots: bool = Field(True, description="Write PNG plots of the metrics at the end (needs matplotlib).")
 
 
@@ -398,6 +416,12 @@ class AsyncTrainingConfig(Section):
         gt=0.0,
         lt=1.0,
         description="GRESO's target share of rolled-out groups with equal rewards (a third easy, two thirds hard).",
+    )
+    producer_threads: int = Field(
+        0,
+        ge=0,
+        description="torch threads of the rollout producer (0 = half of train.num_threads's count, at least 1); "
+        "the learner thread keeps the rest, at least 1.",
     )
 
     @model_validator(mode="after")
@@ -487,6 +511,7 @@ class RunConfig(Section):
                 "(algorithm.critic.count >= 2), whose critics' disagreement they rank; set count: 2 or leave them."
             )
         self._async_rules()
+        self._decoupled_cap_rule()
         if self.backend.kind != "ray" and self.backend.ray_address is not None:
             raise ValueError("backend.ray_address is set but backend.kind is not 'ray'. Set backend.kind: ray.")
         return self
@@ -509,3 +534,14 @@ class RunConfig(Section):
                     "'none', which ignores the gap. Use decoupled (the async default), tis or icepop."
                 )
             algorithm.correction = "decoupled"
+
+    def _decoupled_cap_rule(self) -> None:
+        """The cap masks tokens by the decoupled weight π_prox / π_behaviour, so it only acts under
+        `correction: decoupled`; checked after `_async_rules`, which may make decoupled the default."""
+        algorithm = self.algorithm
+        if algorithm.decoupled_cap is not None and algorithm.correction != "decoupled":
+            raise ValueError(
+                f"algorithm.decoupled_cap is set but algorithm.correction is {algorithm.correction!r}, which has no "
+                "decoupled importance weight to cap. Set algorithm.correction: decoupled, or remove decoupled_cap "
+                "(tis truncates its weight at tis_cap; icepop masks outside [icepop_low, icepop_high])."
+            )

@@ -28,6 +28,8 @@ from reasonrl.engines.stops import response_text
 
 # A spawned interpreter imports torch and transformers (and vLLM compiles) before it answers.
 _START_SECONDS = 600.0
+# How often a streaming call asks `should_abort` while the child decodes (well under one decode step).
+_ABORT_POLL_SECONDS = 0.01
 
 
 class EngineStartError(RuntimeError):
@@ -63,23 +65,46 @@ class EngineProcess:
         sampling: SamplingSettings,
         *,
         on_finish: Callable[[int, Generation], bool] | None = None,
+        should_abort: Callable[[], bool] | None = None,
     ) -> list[Generation]:
         """Generations in request order. With `on_finish`, the child streams each response as it ends; once
-        `on_finish` returns True an abort goes back, and the responses still running come back cut off."""
+        `on_finish` returns True, or `should_abort()` does (polled every few milliseconds while waiting), an
+        abort goes back and the responses still running come back cut off. If `on_finish` raises, the call
+        is aborted and drained before the error propagates, so the pipe stays in step for the next call."""
         if on_finish is None:
             generations: list[Generation] = self._call("generate", list(requests), sampling)
             return generations
         with self._lock:
             self._send("generate_streaming", (list(requests), sampling))
             abort_sent = False
+            failure: BaseException | None = None
             while True:
+                if not abort_sent and should_abort is not None and self._abort_requested(should_abort):
+                    self._conn.send(("abort", ()))
+                    abort_sent = True
                 status, value = self._receive("generate_streaming", timeout=None)
                 if status != "finished":
-                    return self._result("generate_streaming", status, value)  # type: ignore[no-any-return]
+                    result = self._result("generate_streaming", status, value)
+                    if failure is not None:
+                        raise failure
+                    return result  # type: ignore[no-any-return]
+                if failure is not None:
+                    continue  # draining what the child sent before it saw the abort
                 index, generation = value
-                if on_finish(index, generation) and not abort_sent:
+                try:
+                    stop = on_finish(index, generation)
+                except BaseException as error:  # re-raised once the child has answered
+                    failure, stop = error, True
+                if stop and not abort_sent:
                     self._conn.send(("abort", ()))  # a late abort (the call already ended) is ignored there
                     abort_sent = True
+
+    def _abort_requested(self, should_abort: Callable[[], bool]) -> bool:
+        """Wait for the child's next message, answering True as soon as `should_abort()` does first."""
+        while not self._conn.poll(_ABORT_POLL_SECONDS):  # a dead child makes the pipe readable
+            if should_abort():
+                return True
+        return False
 
     def update_weights(self, named_tensors: Iterable[tuple[str, torch.Tensor]], version: int) -> None:
         self._call("update_weights", [(name, tensor.detach()) for name, tensor in named_tensors], version)
@@ -163,31 +188,38 @@ def _serve(conn: Connection, factory: Callable[..., Engine], kwargs: dict[str, A
             break
         if method == "abort":  # arrived after its streaming call had ended
             continue
+        stream = _Stream(conn)
         try:
             if method == "generate_streaming":
-                report, poll = _streamer(conn)
-                result = engine.generate(*args, on_finish=report, should_abort=poll)  # type: ignore[call-arg]
+                result = engine.generate(*args, on_finish=stream.report, should_abort=stream.poll)  # type: ignore[call-arg]
             else:
                 result = getattr(engine, method)(*args)
-            conn.send(("ok", result))
+            reply = ("ok", result)
         except BaseException:
-            conn.send(("error", traceback.format_exc()))
+            reply = ("error", traceback.format_exc())
+        if stream.closing:  # the parent left mid-call and is waiting for the exit, not for this answer
+            break
+        conn.send(reply)
     engine.close()
 
 
-def _streamer(conn: Connection) -> tuple[Callable[[int, Generation], bool], Callable[[], bool]]:
+class _Stream:
     """`on_finish` and `should_abort` in the child: send each finished response; both answer True once the
-    parent has asked to abort (checked without blocking, at every finish and after every decode step)."""
-    aborted = False
+    parent has asked to abort (checked without blocking, at every finish and after every decode step). A
+    `close` read here (the parent gave up on the call) aborts too, and ends the serving loop after it."""
 
-    def poll() -> bool:
-        nonlocal aborted
-        while not aborted and conn.poll():
-            aborted = conn.recv()[0] == "abort"
-        return aborted
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.aborted = False
+        self.closing = False
 
-    def report(index: int, generation: Generation) -> bool:
-        conn.send(("finished", (index, generation)))
-        return poll()
+    def poll(self) -> bool:
+        while not self.aborted and self.conn.poll():
+            method = self.conn.recv()[0]
+            self.closing = method == "close"
+            self.aborted = method in ("abort", "close")
+        return self.aborted
 
-    return report, poll
+    def report(self, index: int, generation: Generation) -> bool:
+        self.conn.send(("finished", (index, generation)))
+        return self.poll()

@@ -30,13 +30,12 @@ from reasonrl.pipelines.sync import (
     finish,
     held_out,
     learn,
-    mark_correct,
     measure_before,
     progress_display,
     stop_if_nonfinite,
 )
 from reasonrl.rewards import RewardPool
-from reasonrl.rewards.majority_labels import MajorityLabelPool, training_reward_pool
+from reasonrl.rewards.majority_labels import MajorityLabelPool, training_reward_pool, verifier_pool
 from reasonrl.rollout.collect import score_samples
 from reasonrl.rollout.greso import SelectiveRollouts
 from reasonrl.rollout.metrics import rollout_metrics
@@ -46,6 +45,7 @@ from reasonrl.rollout.scheduler import SchedulerSettings
 from reasonrl.rollout.staleness import split_by_staleness, staleness_metrics
 from reasonrl.tracking import Stopwatch
 from reasonrl.training.checkpoint import TRAINER_FILE, latest_checkpoint, save_checkpoint
+from reasonrl.training.models import configure_threads
 
 logger = logging.getLogger(__name__)
 
@@ -81,11 +81,27 @@ def generation_engine(run: Run, seed: int) -> HFEngine | EngineProcess:
     return EngineProcess(VLLMEngine, options, learner.tokenizer)
 
 
+def thread_split(run: Run) -> tuple[int, int]:
+    """(learner, producer) torch threads: the run's thread budget shared between the two loops rather than
+    given whole to each (`torch.set_num_threads` sizes the calling thread's team; two teams of the full
+    size on 2 cores made a step 25% slower)."""
+    total = configure_threads(run.config.train.num_threads)
+    producer = run.config.async_training.producer_threads or max(1, total // 2)
+    return max(1, total - producer), producer
+
+
 def build_producer(
-    run: Run, hooks: AsyncHooks, pool: RewardPool | MajorityLabelPool, *, resumed: bool
+    run: Run,
+    hooks: AsyncHooks,
+    pool: RewardPool | MajorityLabelPool,
+    *,
+    resumed: bool,
+    verify: RewardPool | None = None,
+    num_threads: int | None = None,
 ) -> RolloutProducer:
     """The producer, resumed where the newest checkpoint left it: responses in flight continued, outstanding
-    prompts first, same RNG. It scores with `pool`, its own: the learner's pool serves held-out evaluation."""
+    prompts first, same RNG. It scores with `pool`, its own (the learner's pool serves held-out evaluation),
+    and, with a shaped reward, decides correctness with `verify` as it scores (GRESO reads it there)."""
     config = run.config
     rollout, asynchronous, algorithm = config.rollout, config.async_training, config.algorithm
     engine = generation_engine(run, config.train.seed)
@@ -101,9 +117,9 @@ def build_producer(
     )
     if asynchronous.partial_rollouts and asynchronous.max_staleness == 1:
         logger.warning(
-            "partial rollouts with async_training.max_staleness 1: the producer usually runs a batch ahead, so "
-            "most unfinished responses begin too early to be continued and restart (partial/restarted_samples); "
-            "max_staleness 2 lets them continue"
+            "partial rollouts with async_training.max_staleness 1 leave no version of headroom: when the producer "
+            "waits at its bound, every unfinished response is finished within its batch and over-provisioned "
+            "groups are restarted (partial/dropped_token_share); max_staleness 2 lets them continue"
         )
     selective = (
         SelectiveRollouts(target_zero_variance=asynchronous.target_zero_variance, seed=config.train.seed)
@@ -124,12 +140,13 @@ def build_producer(
         run.sampling,
         run.sampler,
         settings,
-        score=lambda samples: score_samples(samples, pool),
+        score=lambda samples: score_samples(samples, pool, verify),
         version=run.version,
         last_index=config.train.steps,
         pending=[by_id[prompt_id] for prompt_id in saved.get("outstanding", [])],
         selective=selective,
         on_generate=hooks.on_generate,
+        num_threads=num_threads,
     )
     if "rollouts" in saved:
         producer.restore(saved["rollouts"], by_id)
@@ -150,9 +167,8 @@ def async_step(
         if stale:
             dropped += len(stale)
             producer.requeue([s.prompt for s in stale[::group_size]])
-    if run.eval_pool is not None:
-        with timer("reward"):
-            mark_correct(samples, run.eval_pool)
+        if not samples:  # the whole batch was too old: this step needs one more than train.steps planned
+            producer.skip_batch()
     age = staleness_metrics(samples, run.version, max_staleness)
     if hooks.on_update is not None:
         hooks.on_update(run.step + 1)
@@ -174,7 +190,11 @@ def overlap_metrics(step_seconds: float, training_idle: float, generate_seconds:
 
 
 def checkpoint(run: Run, producer: RolloutProducer) -> None:
-    """The sync checkpoint plus the producer's outstanding prompts; the sampler cursor is the producer's."""
+    """The sync checkpoint plus the producer's outstanding prompts; the sampler cursor is the producer's.
+    The producer pauses between two decode steps, so its RNG and responses in flight are read at one
+    moment without waiting for the generate call in progress."""
+    with producer.paused():
+        producer_state, producer_rng = producer.state_dict(), producer.engine_rng_state()
     save_checkpoint(
         run.directory.checkpoints_dir,
         run.step,
@@ -182,9 +202,9 @@ def checkpoint(run: Run, producer: RolloutProducer) -> None:
         trainer_state={
             "learner": run.learner.state_dict(),
             "engine_rng": run.engine.rng_state(),
-            "producer_rng": producer.engine_rng_state(),
+            "producer_rng": producer_rng,
         },
-        pipeline_state={**producer.state_dict(), "version": run.version, "history": run.history},
+        pipeline_state={**producer_state, "version": run.version, "history": run.history},
         keep_last=run.config.checkpoint.keep_last,
     )
 
@@ -202,7 +222,10 @@ def train(
     hooks = hooks or AsyncHooks()
     run = build_run(config, resume=resume, warmup_log=on_warmup_step, engine="hf")
     pool = training_reward_pool(config.algorithm.reward)
-    producer = build_producer(run, hooks, pool, resumed=resume)
+    verify = verifier_pool(config.algorithm.reward)
+    learner_threads, producer_threads = thread_split(run)
+    producer = build_producer(run, hooks, pool, resumed=resume, verify=verify, num_threads=producer_threads)
+    torch.set_num_threads(learner_threads)
     try:
         measure_before(run)
         samples_done = 0
@@ -244,4 +267,6 @@ def train(
     finally:
         producer.close()
         pool.close()
+        if verify is not None:
+            verify.close()
         run.close()

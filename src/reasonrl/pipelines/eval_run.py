@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from reasonrl.data import Prompt, load_prompts
 from reasonrl.engines.base import Engine, SamplingSettings
@@ -39,11 +38,14 @@ from reasonrl.evaluation.settings import EvalSettings
 from reasonrl.evaluation.strategies import StrategySpec, parse_strategy
 from reasonrl.rewards import RewardPool
 from reasonrl.rollout.collect import PromptEncoder, generate_samples
+from reasonrl.tracking.progress import WorkProgress
 
 SAMPLES_FILE = "samples.jsonl"
 PARTICLES_FILE = "particles.jsonl"
 # Prompts per engine call: enough to fill the hf engine's batch, few enough for a lively progress bar.
 _RESPONSES_PER_CALL = 256
+# Off a terminal, generation prints a line each time this share of the problems is done (at chunk ends).
+_PROGRESS_PERCENT = 10.0
 
 
 @dataclass
@@ -87,18 +89,11 @@ def open_model(settings: EvalSettings) -> ModelSession:
 def generate(
     prompts: Sequence[Prompt], n: int, session: ModelSession, sampling: SamplingSettings, console: Console
 ) -> list[EvalSample]:
-    """`n` samples per prompt through the rollout engine, in chunks under a progress bar."""
+    """`n` samples per prompt through the rollout engine, in chunks under a progress bar (on a terminal) or
+    with a line every `_PROGRESS_PERCENT`% of the problems and an ETA (in a log, which cannot show a bar)."""
     chunk = max(1, _RESPONSES_PER_CALL // n)
     samples: list[EvalSample] = []
-    columns = (
-        TextColumn("generating"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("problems"),
-        TimeRemainingColumn(),
-    )
-    with Progress(*columns, console=console, transient=True) as progress:
-        task = progress.add_task("generate", total=len(prompts))
+    with WorkProgress("generating", len(prompts), "problems", console=console, percent=_PROGRESS_PERCENT) as progress:
         for start in range(0, len(prompts), chunk):
             part = prompts[start : start + chunk]
             for i, s in enumerate(generate_samples(part, n, session.engine, session.encode, sampling)):
@@ -113,7 +108,7 @@ def generate(
                         finish_reason=s.finish_reason,
                     )
                 )
-            progress.advance(task, len(part))
+            progress.advance(len(part))
     return samples
 
 

@@ -23,7 +23,8 @@ from reasonrl.engines.base import Engine, SamplingSettings
 from reasonrl.engines.factory import build_engine
 from reasonrl.models.resolve import resolve_model_path
 from reasonrl.rewards import RewardPool
-from reasonrl.rewards.majority_labels import MajorityLabelPool, training_reward_pool
+from reasonrl.rewards.failures import RewardFailureWatch
+from reasonrl.rewards.majority_labels import MajorityLabelPool, training_reward_pool, verifier_pool
 from reasonrl.rollout.collect import PromptEncoder
 from reasonrl.tracking import RunDirectory, Tracker
 from reasonrl.training.checkpoint import latest_checkpoint, load_checkpoint, restore_rng_states
@@ -51,6 +52,8 @@ class Run:
     step: int = 0
     version: int = 0
     history: dict[str, Any] = field(default_factory=dict)  # accuracy before RL, warm-up metrics, ...
+    # Stops the run when the reward fails on every sample of several steps (algorithm.reward.max_failed_steps).
+    reward_failures: RewardFailureWatch = field(default_factory=RewardFailureWatch)
 
     def close(self) -> None:
         self.engine.close()
@@ -153,7 +156,6 @@ def build_run(config: RunConfig, *, resume: bool = False, warmup_log: Any = None
         dtype=config.model.dtype,
         max_model_len=max_model_len(learner),
     )
-    shaped = bool(config.algorithm.reward.functions) or config.algorithm.reward.labels == "majority"
     reward = config.algorithm.reward
     run = Run(
         config=config,
@@ -165,7 +167,8 @@ def build_run(config: RunConfig, *, resume: bool = False, warmup_log: Any = None
         sampler=PromptSampler(train_prompts, shuffle=config.data.shuffle, seed=config.data.seed),
         eval_prompts=eval_prompts,
         train_pool=training_reward_pool(reward),
-        eval_pool=RewardPool(None, workers=reward.workers, timeout_seconds=reward.timeout_seconds) if shaped else None,
+        reward_failures=RewardFailureWatch.from_config(reward),
+        eval_pool=verifier_pool(reward),
         sampling=SamplingSettings(
             max_new_tokens=rollout.max_new_tokens,
             temperature=rollout.temperature,

@@ -31,9 +31,7 @@ def draw_groups(run: Run, timer: Stopwatch, prompts: int) -> list[Sample]:
     with timer("generate"):
         samples = generate_samples(chosen, run.config.rollout.group_size, run.engine, run.encode, run.sampling)
     with timer("reward"):
-        score_samples(samples, run.train_pool)
-        if run.eval_pool is not None:
-            mark_correct(samples, run.eval_pool)
+        score_samples(samples, run.train_pool, run.eval_pool)
     return samples
 
 
@@ -61,6 +59,8 @@ def learn(run: Run, timer: Stopwatch, samples: list[Sample]) -> dict[str, float]
     """Train on scored samples: log-probs, advantages, update, weight push, rollout dump; returns the metrics.
 
     Shared by the sync and async pipelines: they differ in where the samples come from, not in how to learn."""
+    # Before the update: a batch whose rewards all failed carries no signal worth an update.
+    run.reward_failures.observe(samples)
     learner, algorithm = run.learner, run.config.algorithm
     group_size = run.config.rollout.group_size
     rewards = [s.reward for s in samples]
@@ -108,13 +108,6 @@ def rollout_records(samples: list[Sample], batch: Batch) -> list[dict[str, Any]]
             record["credit_weights"] = credit[row, : len(sample.response_ids)].tolist()
         records.append(record)
     return records
-
-
-def mark_correct(samples: list[Any], pool: Any) -> None:
-    """With shaped training rewards, ask the task's own verifier whether each answer is right."""
-    verdicts = pool.score([s.prompt for s in samples], [s.response_text for s in samples])
-    for sample, verdict in zip(samples, verdicts, strict=True):
-        sample.reward_info["correct"] = verdict.reward >= 1.0
 
 
 def held_out(run: Run) -> dict[str, float]:
@@ -188,6 +181,7 @@ def progress_display(run: Run, console: Console | None) -> ProgressDisplay:
         start_step=run.step,
         live=config.logging.progress,
         console=console,
+        every=config.logging.progress_every_steps,
     )
 
 

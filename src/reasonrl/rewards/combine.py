@@ -6,6 +6,7 @@ weights; the total is `sum(weight * component)` and is not clipped (an `overlong
 
 from __future__ import annotations
 
+import traceback
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -14,7 +15,13 @@ from reasonrl.rewards.registry import Verifier
 
 
 class ComponentError(Exception):
-    """A component of a weighted reward raised; the message names the component."""
+    """A component of a weighted reward raised; the message names the component. The second argument is the
+    component's traceback as text: it is formatted where the verifier ran, since the error may cross a
+    process boundary (the reward workers) that drops traceback objects."""
+
+    @property
+    def traceback(self) -> str | None:
+        return self.args[1] if len(self.args) > 1 else None
 
 
 def component_names(names: Sequence[str]) -> list[str]:
@@ -39,7 +46,8 @@ def weighted_sum(
         try:
             value = verifier(response, answer, meta)
         except Exception as exc:
-            raise ComponentError(f"reward {key!r} failed: {type(exc).__name__}: {exc}") from exc
+            message = f"reward {key!r} failed: {type(exc).__name__}: {exc}"
+            raise ComponentError(message, traceback.format_exc()) from exc
         components[key] = value
         total += weight * value
     return total, components

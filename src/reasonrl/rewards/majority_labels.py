@@ -118,6 +118,14 @@ def _has_reference(prompt: Prompt) -> bool:
     return prompt.answer is not None and str(prompt.answer).strip() != ""
 
 
+def verifier_pool(config: RewardConfig) -> RewardPool | None:
+    """The task's own verifier, when the training reward differs from it (shaped terms or majority labels):
+    correctness and held-out accuracy are always the verifier's verdict. None when the reward is the verifier."""
+    if not config.functions and config.labels != "majority":
+        return None
+    return RewardPool(None, workers=config.workers, timeout_seconds=config.timeout_seconds)
+
+
 def training_reward_pool(config: RewardConfig) -> RewardPool | MajorityLabelPool:
     """The pool that scores training responses as the `reward` config section says (`labels` included)."""
     pool = RewardPool.from_config(config)

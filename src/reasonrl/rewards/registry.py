@@ -5,8 +5,9 @@ anything starts, and each verifier's module (math-verify, reasoning-gym, transfo
 imported only when `get_verifier` builds that verifier.
 
 A user's reward function is named `package.module:function` or `path/to/file.py:function` and called as
-`function(response, answer, meta, **options)`; it must return a finite number. Unlike the built-ins it may
-raise; the reward pool then scores that sample 0 and records the error.
+`function(response, answer, meta, **options)`; it must return a finite number. Its signature is checked when
+it loads (`check_signature`), so a function that cannot take these arguments fails at once instead of on every
+sample. Unlike the built-ins it may raise; the reward pool then scores that sample 0 and records the error.
 """
 
 from __future__ import annotations
@@ -79,6 +80,7 @@ def get_verifier(name: str, **options: Any) -> Verifier:
     if isinstance(name, str) and ":" in name:
         canonical = _canonical_reference(name)
         function = load_function(canonical)
+        check_signature(canonical, function, options)
         score = partial(function, **options)
         return Verifier(canonical, dict(options), score)
     raise ValueError(
@@ -103,6 +105,32 @@ def load_function(reference: str) -> Callable[..., Any]:
     if not callable(function):
         raise ValueError(f"reward function {reference!r}: {location!r} has no function {attribute!r}")
     return function
+
+
+USER_SIGNATURE = "(response: str, answer: Any, meta: dict) -> float"
+"""How reasonrl calls a user's reward function (options follow as keyword arguments). `answer` is the data's
+reference answer, usually a string; the result must be a finite int or float (not a bool)."""
+
+
+def check_signature(reference: str, function: Callable[..., Any], options: Mapping[str, Any]) -> None:
+    """A ValueError at load time if `function` cannot be called as `function(response, answer, meta, **options)`.
+
+    Without this check a function with the wrong parameters raises a TypeError on every sample, which the reward
+    pool turns into a 0 reward per sample: the run trains on nothing and says nothing.
+    """
+    try:
+        signature = inspect.signature(function)
+    except (TypeError, ValueError):
+        return  # a C function without an introspectable signature: its first call will tell
+    try:
+        signature.bind("response", "answer", {}, **options)
+    except TypeError as exc:
+        given = f" and options {sorted(options)}" if options else ""
+        raise ValueError(
+            f"reward function {reference!r} has the signature {signature}, but reasonrl calls it with three "
+            f"positional arguments{given}: {USER_SIGNATURE} ({exc}). Define it as e.g. "
+            "`def reward(response, answer, meta=None, **options):` (or accept *args), returning a finite number"
+        ) from exc
 
 
 def _canonical_reference(reference: str) -> str:

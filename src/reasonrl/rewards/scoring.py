@@ -70,7 +70,9 @@ def score_sample(
             "or make the verifier faster"
         )
         return RewardResult(0.0, {}, error, time.perf_counter() - start)
+    except ComponentError as exc:  # the verifier raised: its message, and its traceback for the run's report
+        info = {"traceback": exc.traceback} if exc.traceback else {}
+        return RewardResult(0.0, {}, str(exc.args[0]), time.perf_counter() - start, info)
     except Exception as exc:
-        error = str(exc) if isinstance(exc, ComponentError) else f"{type(exc).__name__}: {exc}"
-        return RewardResult(0.0, {}, error, time.perf_counter() - start)
+        return RewardResult(0.0, {}, f"{type(exc).__name__}: {exc}", time.perf_counter() - start)
     return RewardResult(reward, components, None, time.perf_counter() - start)

@@ -61,8 +61,13 @@ def generate_samples(
     ]
 
 
-def score_samples(samples: Sequence[Sample], pool: RewardPool) -> float:
-    """Fill each sample's reward and reward_info from the pool; returns the seconds it took."""
+def score_samples(samples: Sequence[Sample], pool: RewardPool, verify: RewardPool | None = None) -> float:
+    """Fill each sample's reward and reward_info from the pool; returns the seconds it took.
+
+    `verify`: the task's own verifier, when the training reward is shaped (weighted terms, majority labels):
+    it decides `reward_info["correct"]` here, where the reward is scored, so that whatever reads
+    correctness next (accuracy metrics, GRESO's easy/hard history on the producer thread) sees the
+    verifier's verdict and never the shaped reward's fallback (`reward >= 1`)."""
     start = time.perf_counter()
     results = pool.score([s.prompt for s in samples], [s.response_text for s in samples])
     for sample, result in zip(samples, results, strict=True):
@@ -73,4 +78,8 @@ def score_samples(samples: Sequence[Sample], pool: RewardPool) -> float:
             "seconds": result.seconds,
             **result.info,
         }
+    if verify is not None:
+        verdicts = verify.score([s.prompt for s in samples], [s.response_text for s in samples])
+        for sample, verdict in zip(samples, verdicts, strict=True):
+            sample.reward_info["correct"] = verdict.reward >= 1.0
     return time.perf_counter() - start

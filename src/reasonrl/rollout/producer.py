@@ -13,6 +13,11 @@ samples). What goes into a batch (partial rollouts, group-wise filtering, select
 `RolloutScheduler`'s job. The learner still checks the bound on what it receives (`rollout.staleness`),
 and hands back the prompts of anything too old through `requeue`.
 
+Nothing waits for a whole generate call: `stop()` and `paused()` (what a checkpoint takes to read the
+engine's RNG) make the engine abort after its current decode step (`should_abort`), the responses cut off
+stay in the scheduler's pool, and generation continues them once the pause ends. So Ctrl-C, an error on
+the learner and a checkpoint take effect within about one decode step, whatever the generation length.
+
 Every prompt drawn and neither trained on nor retired (filtered out, skipped) is `outstanding`; a
 checkpoint saves their ids with the sampler cursor and the responses in flight, and resume continues
 those and generates the rest first, so across a crash no prompt is skipped or trained twice.
@@ -24,7 +29,8 @@ import queue
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,7 +41,7 @@ from reasonrl.engines.base import SamplingSettings, StreamingEngine
 from reasonrl.rollout.collect import PromptEncoder
 from reasonrl.rollout.greso import SelectiveRollouts
 from reasonrl.rollout.samples import Sample
-from reasonrl.rollout.scheduler import RolloutScheduler, SchedulerSettings
+from reasonrl.rollout.scheduler import GenerationStopped, RolloutScheduler, SchedulerSettings
 
 
 def weight_snapshot(named_tensors: Iterable[tuple[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
@@ -80,16 +86,20 @@ class RolloutProducer:
         pending: Sequence[Prompt] = (),
         selective: SelectiveRollouts | None = None,
         on_generate: Callable[[int], None] | None = None,
+        num_threads: int | None = None,
     ) -> None:
         """`version`: the learner's current version (the engine holds its weights); `last_index`: no batch
         is admitted for a step at or past it; `pending`: prompts to generate before drawing new ones
         (the outstanding prompts of a checkpoint); `score(samples)`: fills rewards in place;
-        `on_generate(index)`: called before each batch is produced (tests inject delays with it)."""
+        `on_generate(index)`: called before each batch is produced (tests inject delays with it);
+        `num_threads`: torch intra-op threads of the producer thread (None = the process default)."""
         self.engine = engine
         self.sampler = sampler
         self.max_staleness = settings.max_staleness
+        self.headroom = settings.headroom
         self.last_index = last_index
         self.on_generate = on_generate
+        self.num_threads = num_threads
         self._published = version
         self._weights: dict[str, torch.Tensor] | None = None
         self._next_index = version
@@ -98,7 +108,8 @@ class RolloutProducer:
         self._ready: queue.Queue[RolloutBatch] = queue.Queue()
         self._times = ProducerTimes()
         self._lock = threading.Condition()  # an RLock inside: the scheduler calls back into _draw under it
-        self._engine_lock = threading.Lock()
+        self._engine_lock = threading.RLock()  # reentrant: a checkpoint reads the RNG inside `paused()`
+        self._pauses = 0  # `paused()` callers waiting for or holding the engine
         self._stopping = False
         self._error: BaseException | None = None
         self.scheduler = RolloutScheduler(
@@ -111,6 +122,8 @@ class RolloutProducer:
             discard=self._retire,
             lock=self._lock,
             selective=selective,
+            engine_turn=self._engine_turn,
+            should_abort=self._interrupted,
         )
         self._thread = threading.Thread(target=self._loop, name="rollout-producer", daemon=True)
 
@@ -125,7 +138,8 @@ class RolloutProducer:
         self._thread.start()
 
     def stop(self) -> None:
-        """Stop after the generate call in progress; its batch stays outstanding (a checkpoint keeps it)."""
+        """Stop within about one decode step: the generate call in progress aborts, and its responses stay in
+        the pool, their prompts outstanding (a checkpoint keeps both)."""
         with self._lock:
             self._stopping = True
             self._lock.notify_all()
@@ -181,6 +195,27 @@ class RolloutProducer:
         with self._engine_lock:
             return self.engine.rng_state()
 
+    @contextmanager
+    def paused(self) -> Iterator[None]:
+        """Hold the engine between two decode steps: the generate call in progress aborts (its responses are
+        continued afterwards), so `state_dict` and `engine_rng_state` taken inside describe one moment."""
+        with self._lock:
+            self._pauses += 1
+        try:
+            with self._engine_lock:
+                yield
+        finally:
+            with self._lock:
+                self._pauses -= 1
+                self._lock.notify_all()
+
+    def skip_batch(self) -> None:
+        """The learner dropped a whole batch as too stale: produce one more, admitted for the same learner
+        step (batches are labelled by the version that will train them, and that version did not move)."""
+        with self._lock:
+            self._next_index -= 1
+            self._lock.notify_all()
+
     def lap(self) -> dict[str, float]:
         """Producer-side seconds since the last lap, and how many batches wait for the learner."""
         with self._lock:
@@ -194,9 +229,27 @@ class RolloutProducer:
 
     # ---- producer thread ---------------------------------------------------------------------------
     def _admitted(self) -> bool:
-        return self._next_index < self.last_index and self._published >= self._next_index - self.max_staleness
+        ahead = self.max_staleness - self.headroom
+        return self._next_index < self.last_index and self._published >= self._next_index - ahead
+
+    def _interrupted(self) -> bool:
+        """Polled by the engine after every decode step (plain reads: a late answer costs one step)."""
+        return self._stopping or self._pauses > 0
+
+    @contextmanager
+    def _engine_turn(self) -> Iterator[None]:
+        """The engine for one generate call: after any pause, never once stopping (`GenerationStopped`)."""
+        with self._lock:
+            while self._pauses and not self._stopping:
+                self._lock.wait()
+            if self._stopping:
+                raise GenerationStopped
+        with self._engine_lock:
+            yield
 
     def _loop(self) -> None:
+        if self.num_threads is not None:
+            torch.set_num_threads(self.num_threads)  # this thread's OpenMP team only; the learner keeps its own
         try:
             while True:
                 with self._lock:
@@ -212,12 +265,14 @@ class RolloutProducer:
                     self.on_generate(index)
                 with self._engine_lock:
                     self._load_newest_weights()
-                    started = time.perf_counter()
-                    produced = self.scheduler.produce(index)
-                    seconds = time.perf_counter() - started
+                started = time.perf_counter()
+                produced = self.scheduler.produce(index)
+                seconds = time.perf_counter() - started
                 with self._lock:
                     self._times.generate += seconds
                 self._ready.put(RolloutBatch(index, produced.samples, produced.metrics))
+        except GenerationStopped:
+            return
         except BaseException as error:  # handed to the learner by next_batch
             self._error = error
 

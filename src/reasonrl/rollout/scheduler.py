@@ -11,9 +11,15 @@ drives the engine until enough are done:
   generation is aborted the moment the batch is full, and unfinished responses stay in the pool to be
   continued by the next batch under newer weights. Each token records the version that sampled it; the
   decoupled objective then weights every token by its own behaviour log-prob.
-- **The staleness bound**: before batch k is generated, every response begun before version
-  k - max_staleness is restarted from scratch (its tokens are dropped and counted), so a continued
-  response can never carry its age past the bound.
+- **The staleness bound**: batch k is trained at version k, so before it is generated every response
+  begun before version k - max_staleness is restarted from scratch (its tokens are dropped and counted):
+  a continued response can never carry its age past the bound, and nothing younger is restarted. With
+  partial rollouts and max_staleness >= 2 the producer keeps one version of `headroom` (it starts batch k
+  from weights >= k - max_staleness + 1), so what batch k leaves unfinished can still be trained in
+  batch k + 1; at the bound itself every leftover would be one version too old (41% of the generated
+  tokens were dropped that way on the long-tail recipe). Once batch k is full, what batch k + 1 would
+  have to restart is finished instead (`_finish_expiring`), and ready groups are emitted oldest start
+  first, so a restart happens only when batches were skipped (a dropped batch, a resume).
 - **Selective rollouts** (GRESO, `SelectiveRollouts`): prompts whose reward history predicts a
   zero-variance group are skipped before any token is generated.
 
@@ -28,6 +34,7 @@ import math
 import threading
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,6 +53,10 @@ logger = logging.getLogger(__name__)
 REFILL_MARGIN = 1.25
 # Floor of the keep-rate estimate: a run of fully filtered batches must not make a refill unbounded.
 MIN_KEEP_RATE = 0.05
+
+
+class GenerationStopped(Exception):
+    """Raised out of `produce` when the producer is stopping: the batch is left unfinished in the pool."""
 
 
 @dataclass
@@ -115,6 +126,12 @@ class SchedulerSettings:
     max_extra_prompts: int = 0
 
     @property
+    def headroom(self) -> int:
+        """Versions the producer stays short of the staleness bound: one with partial rollouts (when
+        max_staleness >= 2 leaves room for it), so that leftovers of a batch can be continued in the next."""
+        return 1 if self.partial_rollouts and self.max_staleness >= 2 else 0
+
+    @property
     def in_flight(self) -> int:
         """Groups kept in flight: the batch, times the over-provisioning factor with partial rollouts."""
         factor = self.overprovision if self.partial_rollouts else 1.0
@@ -140,6 +157,7 @@ class _Counters:
     dropped_groups: int = 0
     extra_prompts: int = 0
     generated_groups: int = 0
+    interrupted: int = 0
 
 
 class RolloutScheduler:
@@ -159,7 +177,12 @@ class RolloutScheduler:
         discard: Callable[[Prompt], None],
         lock: threading.Condition,
         selective: SelectiveRollouts | None = None,
+        engine_turn: Callable[[], AbstractContextManager[None]] = nullcontext,
+        should_abort: Callable[[], bool] | None = None,
     ) -> None:
+        """`engine_turn()`: held around each generate call (the producer's engine lock, waiting out pauses;
+        raises `GenerationStopped` when stopping); `should_abort()`: polled by the engine after every decode
+        step, True to cut the call short (the responses are continued by the next call)."""
         self.engine = engine
         self.encode = encode
         self.sampling = sampling
@@ -169,9 +192,12 @@ class RolloutScheduler:
         self.discard = discard
         self.lock = lock
         self.selective = selective
+        self.engine_turn = engine_turn
+        self.should_abort = should_abort
         self.groups: list[GroupRollout] = []
         self._next_order = 0
         self._keep_rate = 1.0  # share of finished groups dynamic sampling kept, smoothed over batches
+        self._tokens = {"generated": 0, "dropped": 0}  # over the run, for the dropped-token share
 
     # ---- checkpoints --------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -184,6 +210,7 @@ class RolloutScheduler:
                 ],
                 "next_order": self._next_order,
                 "keep_rate": self._keep_rate,
+                "tokens": dict(self._tokens),
                 "selective": self.selective.state_dict() if self.selective is not None else None,
             }
 
@@ -197,6 +224,7 @@ class RolloutScheduler:
             self.groups.append(GroupRollout(prompt, saved["order"], members))
         self._next_order = state.get("next_order", len(self.groups))
         self._keep_rate = state.get("keep_rate", 1.0)
+        self._tokens = {"generated": 0, "dropped": 0} | state.get("tokens", {})
         if self.selective is not None and state.get("selective") is not None:
             self.selective.load_state_dict(state["selective"])
         return [g.prompt for g in self.groups]
@@ -211,15 +239,32 @@ class RolloutScheduler:
         fallback: list[GroupRollout] = []  # groups filtered out, trained on unfiltered if nothing else is left
         for group in [g for g in self.groups if g.complete and g.samples is None]:  # restored from a checkpoint
             self._settle(group, counters, fallback)
-        first_round = True
+        first_round, resuming = True, False
         while len(self._ready()) < settings.prompts_per_batch:
-            self._top_up(counters, first_round)
+            if not resuming:  # a call cut short by a pause is continued as it was, not refilled
+                self._top_up(counters, first_round)
             running = [g for g in self.groups if not g.complete]
             if not running:
                 break  # out of extra prompts: train on what is ready
-            self._generate(running, counters, fallback)
-            first_round = False
+            resuming = self._generate(running, counters, fallback)
+            first_round = first_round and resuming
+        if settings.partial_rollouts:
+            self._finish_expiring(index + 1 - settings.max_staleness, counters, fallback)
         return self._emit(counters, fallback)
+
+    def _finish_expiring(self, next_oldest_allowed: int, counters: _Counters, fallback: list[GroupRollout]) -> None:
+        """Finish now the unfinished groups the next batch would restart (begun before its bound), rather
+        than throw their tokens away then: only those rows keep decoding, and they go into this batch
+        ahead of younger ready groups, which wait for the next one within the bound."""
+        while True:
+            expiring = [
+                g
+                for g in self.groups
+                if not g.complete and any(0 <= m.start_version < next_oldest_allowed for m in g.members)
+            ]
+            if not expiring:
+                return
+            self._generate(expiring, counters, fallback, stop_when_full=False)
 
     def _ready(self) -> list[GroupRollout]:
         return [g for g in self.groups if g.samples is not None]
@@ -228,7 +273,9 @@ class RolloutScheduler:
         for group in self.groups:
             stale = [m for m in group.members if 0 <= m.start_version < oldest_allowed]
             for member in stale:
-                counters.dropped_tokens += member.restart()
+                dropped = member.restart()
+                counters.dropped_tokens += dropped
+                self._tokens["dropped"] += dropped
             if stale:
                 counters.restarted += len(stale)
                 group.samples = None
@@ -264,9 +311,25 @@ class RolloutScheduler:
         if not first_round:
             counters.extra_prompts += drawn
 
-    def _generate(self, running: list[GroupRollout], counters: _Counters, fallback: list[GroupRollout]) -> None:
-        """One generate call over every unfinished response; each group is settled the step it finishes."""
+    def _generate(
+        self,
+        running: list[GroupRollout],
+        counters: _Counters,
+        fallback: list[GroupRollout],
+        *,
+        stop_when_full: bool = True,
+    ) -> bool:
+        """One generate call over every unfinished response of `running`; each group is settled the step it
+        finishes, and with partial rollouts (and `stop_when_full`) the call ends once the batch is full.
+        Returns whether `should_abort` cut the call short (a pause or a stop, not a full batch)."""
+        with self.engine_turn():
+            return self._generate_now(running, counters, fallback, stop_when_full)
+
+    def _generate_now(
+        self, running: list[GroupRollout], counters: _Counters, fallback: list[GroupRollout], stop_when_full: bool
+    ) -> bool:
         settings, version = self.settings, self.engine.version
+        batch_full = False
         owners = [(g, m) for g in running for m in g.members if m.finish_reason is None]
         requests = []
         for _, member in owners:
@@ -276,21 +339,34 @@ class RolloutScheduler:
             requests.append(GenerationRequest(member.prompt_ids, list(member.response_ids), max_new_tokens=budget))
 
         def on_finish(index: int, generation: Generation) -> bool:
+            nonlocal batch_full
             group, member = owners[index]
             with self.lock:
                 member.extend(generation, version)
             if group.complete:
                 self._settle(group, counters, fallback)
-            return settings.partial_rollouts and len(self._ready()) >= settings.prompts_per_batch
+            batch_full = (
+                stop_when_full and settings.partial_rollouts and len(self._ready()) >= settings.prompts_per_batch
+            )
+            return batch_full
 
-        generations = self.engine.generate(requests, self.sampling, on_finish=on_finish)
+        generations = self.engine.generate(requests, self.sampling, on_finish=on_finish, should_abort=self.should_abort)
+        generated = sum(len(g.response_ids) for g in generations)
         counters.generate_calls += 1
-        counters.generated_tokens += sum(len(g.response_ids) for g in generations)
+        counters.generated_tokens += generated
+        self._tokens["generated"] += generated
+        cut = 0
         with self.lock:
             for (_, member), generation in zip(owners, generations, strict=True):
                 if generation.finish_reason == "abort":
                     member.extend(generation, version)
-                    counters.aborted += 1
+                    cut += 1
+        interrupted = cut > 0 and not batch_full
+        if interrupted:
+            counters.interrupted += 1
+        else:
+            counters.aborted += cut
+        return interrupted
 
     def _settle(self, group: GroupRollout, counters: _Counters, fallback: list[GroupRollout]) -> None:
         """Score a finished group; drop it at once if dynamic sampling finds its rewards all equal."""
@@ -328,7 +404,9 @@ class RolloutScheduler:
         they can still be the batch when nothing else is left (the sync pipeline's rule)."""
         settings = self.settings
         with self.lock:
-            chosen = sorted(self._ready(), key=lambda g: g.order)[: settings.prompts_per_batch]
+            # Oldest start first: a leftover that waits one more batch may cross the staleness bound.
+            chosen = sorted(self._ready(), key=lambda g: (_started(g), g.order))[: settings.prompts_per_batch]
+            chosen.sort(key=lambda g: g.order)
             for group in chosen:
                 self.groups.remove(group)
             in_flight = len(self.groups)
@@ -347,6 +425,7 @@ class RolloutScheduler:
             "async/generate_calls": float(counters.generate_calls),
             "async/generated_tokens": float(counters.generated_tokens),
             "async/reward_seconds": counters.reward_seconds,
+            "async/interrupted_calls": float(counters.interrupted),
         }
         if settings.partial_rollouts:
             metrics |= {
@@ -354,6 +433,8 @@ class RolloutScheduler:
                 "partial/continued_samples": float(sum(len(set(s.policy_version)) > 1 for s in samples)),
                 "partial/restarted_samples": float(counters.restarted),
                 "partial/dropped_tokens": float(counters.dropped_tokens),
+                # Over the run: generated tokens thrown away by restarts (the staleness bound's price).
+                "partial/dropped_token_share": self._tokens["dropped"] / max(1, self._tokens["generated"]),
                 "partial/in_flight_groups": float(in_flight),
             }
         if settings.dynamic_sampling:
@@ -382,3 +463,8 @@ class RolloutScheduler:
                 greso = self.selective.end_step()
             metrics |= greso
         return ProducedBatch(samples, metrics)
+
+
+def _started(group: GroupRollout) -> int:
+    """The version the group's oldest response began at (restored groups may mix versions)."""
+    return min(m.start_version for m in group.members)

@@ -21,6 +21,7 @@ from reasonrl.training.attention_probe import probe_attention
 from reasonrl.training.batch import Batch, group_slices, micro_batches
 from reasonrl.training.critic import Critic
 from reasonrl.training.forward import forward_responses, score_responses
+from reasonrl.training.lora import merged_weights
 from reasonrl.training.models import load_policy, load_reference, load_tokenizer
 from reasonrl.training.objective import Normalisers, loss_terms, needs_critic, needs_reference
 from reasonrl.training.schedules import lr_lambda
@@ -161,17 +162,15 @@ class Learner:
 
     # ---- weights and state ---------------------------------------------------------------------------
     def engine_weights(self) -> Iterator[tuple[str, torch.Tensor]]:
-        """Full-model weights under Hugging Face names, LoRA merged in, for engines and checkpoints."""
+        """Full-model weights under Hugging Face names, LoRA merged in, for engines and checkpoints.
+
+        With LoRA the merge is out of place (`lora.merged_weights`): peft's merge/unmerge round trip wrote to
+        the frozen base, which is also the KL reference, and in bf16 did not restore it bitwise.
+        """
         if not self.lora:
             yield from self.model.state_dict().items()
             return
-        self.model.merge_adapter()  # type: ignore[attr-defined]
-        try:
-            for name, tensor in self.model.get_base_model().state_dict().items():  # type: ignore[attr-defined]
-                if "lora_" not in name:
-                    yield name.replace(".base_layer.", "."), tensor.clone()
-        finally:
-            self.model.unmerge_adapter()  # type: ignore[attr-defined]
+        yield from merged_weights(self.model.get_base_model())  # type: ignore[attr-defined]
 
     def save_model(self, folder: Path) -> None:
         """A Hugging Face folder loadable by transformers and vLLM; with LoRA, merged weights plus the

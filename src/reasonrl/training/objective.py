@@ -162,6 +162,7 @@ def loss_terms(
         tis_cap=algorithm.tis_cap,
         icepop_low=algorithm.icepop_low,
         icepop_high=algorithm.icepop_high,
+        decoupled_cap=algorithm.decoupled_cap,
     )
     terms = {"policy": aggregate_loss(per_token, mask, algorithm.loss_aggregation, denominator=norms.policy.to(device))}
     tokens = norms.tokens.to(device)
