@@ -23,7 +23,7 @@ def test_reasonrl_train_without_arguments_runs_the_demo_and_rl_lifts_accuracy(tm
     result = subprocess.run(command, capture_output=True, text=True, timeout=900, check=False)
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads((run_dir / "summary.json").read_text())
-    assert summary["steps"] == 600
+    assert summary["steps"] == 900
     assert summary["accuracy_after"] >= 0.9
     assert summary["accuracy_after"] - summary["accuracy_before"] >= 0.2
     assert (run_dir / "warmup_model" / "config.json").is_file()

@@ -168,7 +168,7 @@ def train(
     settings = run_config(config, overrides, run_dir, resume)
     run_training = async_rl.train if settings.pipeline == "async" else sync.train
     if config is None and resume is None:
-        console.print(f"[bold]reasonrl demo[/]: {DEMO_RECIPE.name} (a tiny model learns 3-term sums on the CPU)")
+        console.print(f"[bold]reasonrl demo[/]: {DEMO_RECIPE.name} (a tiny model learns to count bits on the CPU)")
     summary = run_training(
         settings, resume=resume is not None, console=console, on_warmup_step=_warmup_printer(settings)
     )
