@@ -153,3 +153,23 @@ def test_close_during_a_streaming_call_ends_the_child_promptly(tokenizer) -> Non
     remote._process.join(timeout=10)
     assert not remote._process.is_alive() and time.perf_counter() - started < 10
     remote._closed = True
+
+
+def test_should_abort_is_asked_even_while_responses_stream_in_faster_than_the_poll(tokenizer) -> None:  # type: ignore[no-untyped-def]
+    # One response ends every 2 ms decode step. Before, should_abort was asked only after 10 ms without a
+    # message, so a stream like this one ran to its end whatever the producer asked.
+    import time
+
+    remote = _slow_process(tokenizer, steps=400, step_seconds=0.002)
+    try:
+        deadline = time.perf_counter() + 0.2
+        generations = remote.generate(
+            _requests([[i + 1] for i in range(400)]),
+            GREEDY,
+            on_finish=lambda i, g: False,
+            should_abort=lambda: time.perf_counter() > deadline,
+        )
+        reasons = [g.finish_reason for g in generations]
+        assert reasons[0] == "stop" and reasons[-1] == "abort"
+    finally:
+        remote.close()

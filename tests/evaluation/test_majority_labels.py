@@ -11,6 +11,8 @@ from reasonrl.data import Prompt, load_prompts
 from reasonrl.pipelines.sync import train
 from reasonrl.rewards import RewardPool
 from reasonrl.rewards.majority_labels import MajorityLabelPool, training_reward_pool
+from reasonrl.rollout.collect import score_samples
+from reasonrl.rollout.samples import Sample
 from reasonrl.tracking import read_metrics
 
 
@@ -41,6 +43,32 @@ def test_a_group_without_answers_scores_zero_and_countdown_is_refused() -> None:
         countdown = Prompt(id="c", answer={"target": 3, "numbers": [1, 2]}, task="countdown", text="?")
         with pytest.raises(ValueError, match="labels: answer"):
             pool.score([countdown] * 2, ["1+2", "2+1"])
+
+
+def test_correctness_comes_from_the_verifier_where_a_reference_exists_and_from_the_majority_elsewhere() -> None:
+    # With a verifier pool, `correct` is the verifier's verdict against the reference; a prompt without one
+    # (TTRL on unlabelled data) cannot be verified, so it keeps the majority reward's judgement rather than
+    # being marked wrong on every sample (which GRESO would read as "all hard").
+    labelled = Prompt(id="l", answer="7", task="exact", text="3+4=")
+    unlabelled = Prompt(id="u", answer=None, task="exact", text="2+2=")
+    samples = [
+        Sample(
+            prompt=p,
+            group_index=0,
+            prompt_ids=[],
+            response_ids=[],
+            behaviour_logprobs=[],
+            policy_version=[],
+            finish_reason="stop",
+            response_text=text,
+        )
+        for p, text in [(labelled, "8"), (labelled, "8"), (labelled, "7"), (unlabelled, "4"), (unlabelled, "4")]
+    ]
+    with MajorityLabelPool(RewardPool(None, workers=0)) as pool, RewardPool(None, workers=0) as verify:
+        score_samples(samples, pool, verify)
+    assert [s.reward for s in samples] == [1.0, 1.0, 0.0, 1.0, 1.0]  # the majority answers 8 and 4 win
+    assert [s.correct for s in samples] == [False, False, True, True, True]
+    assert "correct" not in samples[3].reward_info
 
 
 def test_config_selects_majority_labels() -> None:

@@ -263,3 +263,42 @@ def test_refills_grow_with_the_observed_drop_rate_so_a_batch_takes_few_generate_
     assert batches[-1].metrics["dynamic_sampling/keep_rate"] == pytest.approx(0.2, abs=0.05)
     # Refilling only the missing groups would keep ~1 in 5 per round: about 7 rounds per batch.
     assert sum(b.metrics["dynamic_sampling/rounds"] for b in batches[4:]) / 8 <= 3
+
+
+def test_a_pause_without_partial_rollouts_never_carries_a_response_into_the_next_batch() -> None:
+    # p0 is filtered out, so the refill draws p2 and p3 (8 tokens). A pause lands after step 6: p2 has just
+    # finished, so two groups are ready, and p3 is cut at 3 tokens. Before, the batch ended there and p3 was
+    # continued by the next batch under newer weights (a mixed-version response no config asked for).
+    def all_correct_p0(samples: list[Sample]) -> None:
+        for index, sample in enumerate(samples):
+            sample.reward = 1.0 if sample.prompt.id == "p0" else float(index % 2 == 0)
+
+    settings = SchedulerSettings(
+        prompts_per_batch=2, group_size=2, max_staleness=1, dynamic_sampling=True, max_extra_prompts=4
+    )
+    harness = Harness(settings, lambda i: 8 if i == 3 else 3, score=all_correct_p0)
+    paused = []
+
+    def pause_once() -> bool:
+        if harness.engine.steps == 6 and not paused:
+            paused.append(True)
+            return True
+        return False
+
+    harness.scheduler.should_abort = pause_once
+    first = harness.produce(0)
+    assert paused and first.metrics["async/interrupted_calls"] == 1.0
+    assert groups_of(first) == ["p1", "p2"]
+    second = harness.produce(1)
+    assert groups_of(second)[0] == "p3"
+    assert all(s.policy_version == [0] * 8 for s in second.samples[:2])  # generated whole at version 0
+
+
+def test_at_staleness_1_leftovers_are_not_finished_beyond_the_batch() -> None:
+    # No headroom at max_staleness 1: at the bound every unfinished group is expiring, and finishing them all
+    # would decode every long tail for groups the batch has no room for (3.5x the decode steps in a review).
+    harness = Harness(partial(max_staleness=1), every_fourth_long(30))
+    for index in range(1, 9):
+        harness.engine.version = index - 1
+        harness.scheduler.produce(index)
+    assert harness.engine.steps <= 8 * 3 + 30  # short groups end in 3 steps; no batch waits for a long tail

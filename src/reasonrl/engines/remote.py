@@ -84,10 +84,11 @@ class EngineProcess:
                     abort_sent = True
                 status, value = self._receive("generate_streaming", timeout=None)
                 if status != "finished":
-                    result = self._result("generate_streaming", status, value)
-                    if failure is not None:
+                    if failure is not None:  # on_finish's error first; the child's, if any, as a note
+                        if status == "error":
+                            failure.add_note(f"the engine process then failed too:\n{value}")
                         raise failure
-                    return result  # type: ignore[no-any-return]
+                    return self._result("generate_streaming", status, value)  # type: ignore[no-any-return]
                 if failure is not None:
                     continue  # draining what the child sent before it saw the abort
                 index, generation = value
@@ -100,11 +101,13 @@ class EngineProcess:
                     abort_sent = True
 
     def _abort_requested(self, should_abort: Callable[[], bool]) -> bool:
-        """Wait for the child's next message, answering True as soon as `should_abort()` does first."""
-        while not self._conn.poll(_ABORT_POLL_SECONDS):  # a dead child makes the pipe readable
+        """Wait for the child's next message, answering True as soon as `should_abort()` does first. It is
+        asked before every wait, so messages arriving faster than the poll interval cannot starve it."""
+        while True:
             if should_abort():
                 return True
-        return False
+            if self._conn.poll(_ABORT_POLL_SECONDS):  # a dead child makes the pipe readable too
+                return False
 
     def update_weights(self, named_tensors: Iterable[tuple[str, torch.Tensor]], version: int) -> None:
         self._call("update_weights", [(name, tensor.detach()) for name, tensor in named_tensors], version)

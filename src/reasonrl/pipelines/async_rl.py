@@ -13,6 +13,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Any
 
@@ -118,8 +119,8 @@ def build_producer(
     if asynchronous.partial_rollouts and asynchronous.max_staleness == 1:
         logger.warning(
             "partial rollouts with async_training.max_staleness 1 leave no version of headroom: when the producer "
-            "waits at its bound, every unfinished response is finished within its batch and over-provisioned "
-            "groups are restarted (partial/dropped_token_share); max_staleness 2 lets them continue"
+            "waits at its bound, every response a batch leaves unfinished is too old for the next one and "
+            "restarts (partial/dropped_token_share); max_staleness 2 lets them continue"
         )
     selective = (
         SelectiveRollouts(target_zero_variance=asynchronous.target_zero_variance, seed=config.train.seed)
@@ -220,53 +221,60 @@ def train(
     """Run (or resume) an async training run; returns the summary also written to `summary.json`."""
     started = time.perf_counter()
     hooks = hooks or AsyncHooks()
-    run = build_run(config, resume=resume, warmup_log=on_warmup_step, engine="hf")
-    pool = training_reward_pool(config.algorithm.reward)
-    verify = verifier_pool(config.algorithm.reward)
-    learner_threads, producer_threads = thread_split(run)
-    producer = build_producer(run, hooks, pool, resumed=resume, verify=verify, num_threads=producer_threads)
-    torch.set_num_threads(learner_threads)
-    try:
-        measure_before(run)
-        samples_done = 0
-        rl_started = time.perf_counter()
-        timer = Stopwatch()
-        producer.start()
-        with progress_display(run, console) as progress:
-            while run.step < config.train.steps:
-                metrics, batch_samples = async_step(run, producer, timer, hooks)
-                run.step += 1
-                samples_done += batch_samples
-                with timer("weight_sync"):
-                    weights = weight_snapshot(run.learner.engine_weights())
-                if config.eval.every_steps and run.step % config.eval.every_steps == 0:
-                    metrics |= held_out(run)
-                metrics |= timer.lap()
-                metrics |= producer.lap()
-                metrics |= overlap_metrics(
-                    metrics["time/step"], metrics.get("time/wait_for_rollouts", 0.0), metrics["async/generate_seconds"]
-                )
-                metrics["perf/samples_per_second"] = batch_samples / max(metrics["time/step"], 1e-9)
-                run.tracker.log(run.step, metrics)
-                progress.update(run.step, metrics)
-                # Checkpoint before publishing: with max_staleness 0 the producer then waits, so the saved
-                # engine RNG and outstanding prompts are exactly those of this step's end.
-                if config.checkpoint.every_steps and run.step % config.checkpoint.every_steps == 0:
-                    checkpoint(run, producer)
-                producer.publish(weights, run.version)
-                stop_if_nonfinite(run, lambda: (producer.stop(), checkpoint(run, producer)))
-        producer.stop()
-        rl_seconds = time.perf_counter() - rl_started
-        return finish(
-            run,
-            started=started,
-            samples_done=samples_done,
-            rl_seconds=rl_seconds,
-            save=lambda: checkpoint(run, producer),
-        )
-    finally:
-        producer.close()
-        pool.close()
+    with ExitStack() as cleanup:  # closed in reverse (producer, pools, run), also when building a part fails
+        run = build_run(config, resume=resume, warmup_log=on_warmup_step, engine="hf")
+        cleanup.callback(run.close)
+        pool = training_reward_pool(config.algorithm.reward)
+        cleanup.callback(pool.close)
+        verify = verifier_pool(config.algorithm.reward)
         if verify is not None:
-            verify.close()
-        run.close()
+            cleanup.callback(verify.close)
+        learner_threads, producer_threads = thread_split(run)
+        producer = build_producer(run, hooks, pool, resumed=resume, verify=verify, num_threads=producer_threads)
+        cleanup.callback(producer.close)
+        torch.set_num_threads(learner_threads)
+        return training_loop(run, producer, hooks, console, started=started)
+
+
+def training_loop(
+    run: Run, producer: RolloutProducer, hooks: AsyncHooks, console: Console | None, *, started: float
+) -> dict[str, Any]:
+    """The learner's loop over `train.steps` batches from the producer; returns the run's summary."""
+    config = run.config
+    measure_before(run)
+    samples_done = 0
+    rl_started = time.perf_counter()
+    timer = Stopwatch()
+    producer.start()
+    with progress_display(run, console) as progress:
+        while run.step < config.train.steps:
+            metrics, batch_samples = async_step(run, producer, timer, hooks)
+            run.step += 1
+            samples_done += batch_samples
+            with timer("weight_sync"):
+                weights = weight_snapshot(run.learner.engine_weights())
+            if config.eval.every_steps and run.step % config.eval.every_steps == 0:
+                metrics |= held_out(run)
+            metrics |= timer.lap()
+            metrics |= producer.lap()
+            metrics |= overlap_metrics(
+                metrics["time/step"], metrics.get("time/wait_for_rollouts", 0.0), metrics["async/generate_seconds"]
+            )
+            metrics["perf/samples_per_second"] = batch_samples / max(metrics["time/step"], 1e-9)
+            run.tracker.log(run.step, metrics)
+            progress.update(run.step, metrics)
+            # Checkpoint before publishing: with max_staleness 0 the producer then waits, so the saved
+            # engine RNG and outstanding prompts are exactly those of this step's end.
+            if config.checkpoint.every_steps and run.step % config.checkpoint.every_steps == 0:
+                checkpoint(run, producer)
+            producer.publish(weights, run.version)
+            stop_if_nonfinite(run, lambda: (producer.stop(), checkpoint(run, producer)))
+    producer.stop()
+    rl_seconds = time.perf_counter() - rl_started
+    return finish(
+        run,
+        started=started,
+        samples_done=samples_done,
+        rl_seconds=rl_seconds,
+        save=lambda: checkpoint(run, producer),
+    )

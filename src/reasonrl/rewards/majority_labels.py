@@ -94,7 +94,7 @@ class MajorityLabelPool:
         # One pool call scores the responses against their labels and each label against the reference.
         jobs = [i for i, p in enumerate(prompts) if labels[p.id].label is not None]
         checked = [
-            pid for pid, rows in groups.items() if labels[pid].label is not None and _has_reference(prompts[rows[0]])
+            pid for pid, rows in groups.items() if labels[pid].label is not None and has_reference(prompts[rows[0]])
         ]
         scored = self.pool.score(
             [relabelled(prompts[i], labels[prompts[i].id].label or "") for i in jobs]
@@ -114,7 +114,8 @@ class MajorityLabelPool:
         return results
 
 
-def _has_reference(prompt: Prompt) -> bool:
+def has_reference(prompt: Prompt) -> bool:
+    """Whether the prompt carries a reference answer a verifier can check against."""
     return prompt.answer is not None and str(prompt.answer).strip() != ""
 
 

@@ -10,6 +10,7 @@ from reasonrl.config.schema import PromptFormat
 from reasonrl.data import Prompt, render_prompt
 from reasonrl.engines.base import Engine, GenerationRequest, SamplingSettings
 from reasonrl.rewards import RewardPool
+from reasonrl.rewards.majority_labels import has_reference
 from reasonrl.rollout.samples import Sample
 
 
@@ -78,8 +79,11 @@ def score_samples(samples: Sequence[Sample], pool: RewardPool, verify: RewardPoo
             "seconds": result.seconds,
             **result.info,
         }
-    if verify is not None:
-        verdicts = verify.score([s.prompt for s in samples], [s.response_text for s in samples])
-        for sample, verdict in zip(samples, verdicts, strict=True):
+    # Only prompts with a reference answer can be verified; without one (TTRL on unlabelled data) the
+    # majority-label reward is the only judge there is, and `Sample.correct` falls back to it.
+    checked = [s for s in samples if has_reference(s.prompt)] if verify is not None else []
+    if checked:
+        verdicts = verify.score([s.prompt for s in checked], [s.response_text for s in checked])  # type: ignore[union-attr]
+        for sample, verdict in zip(checked, verdicts, strict=True):
             sample.reward_info["correct"] = verdict.reward >= 1.0
     return time.perf_counter() - start

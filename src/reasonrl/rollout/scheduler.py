@@ -18,8 +18,8 @@ drives the engine until enough are done:
   from weights >= k - max_staleness + 1), so what batch k leaves unfinished can still be trained in
   batch k + 1; at the bound itself every leftover would be one version too old (41% of the generated
   tokens were dropped that way on the long-tail recipe). Once batch k is full, what batch k + 1 would
-  have to restart is finished instead (`_finish_expiring`), and ready groups are emitted oldest start
-  first, so a restart happens only when batches were skipped (a dropped batch, a resume).
+  have to restart and batch k has room for is finished instead (`_finish_expiring`), and ready groups are
+  emitted oldest start first.
 - **Selective rollouts** (GRESO, `SelectiveRollouts`): prompts whose reward history predicts a
   zero-variance group are skipped before any token is generated.
 
@@ -240,7 +240,9 @@ class RolloutScheduler:
         for group in [g for g in self.groups if g.complete and g.samples is None]:  # restored from a checkpoint
             self._settle(group, counters, fallback)
         first_round, resuming = True, False
-        while len(self._ready()) < settings.prompts_per_batch:
+        # A call cut short by a pause is always continued; without partial rollouts it is continued within
+        # this batch even when enough groups are ready, so a checkpoint never changes what is trained.
+        while len(self._ready()) < settings.prompts_per_batch or (resuming and not settings.partial_rollouts):
             if not resuming:  # a call cut short by a pause is continued as it was, not refilled
                 self._top_up(counters, first_round)
             running = [g for g in self.groups if not g.complete]
@@ -248,20 +250,21 @@ class RolloutScheduler:
                 break  # out of extra prompts: train on what is ready
             resuming = self._generate(running, counters, fallback)
             first_round = first_round and resuming
-        if settings.partial_rollouts:
+        if settings.partial_rollouts and settings.headroom:
             self._finish_expiring(index + 1 - settings.max_staleness, counters, fallback)
         return self._emit(counters, fallback)
 
     def _finish_expiring(self, next_oldest_allowed: int, counters: _Counters, fallback: list[GroupRollout]) -> None:
-        """Finish now the unfinished groups the next batch would restart (begun before its bound), rather
-        than throw their tokens away then: only those rows keep decoding, and they go into this batch
-        ahead of younger ready groups, which wait for the next one within the bound."""
+        """Finish now the unfinished groups the next batch would restart (begun before its bound) and this
+        batch has room for, rather than throw their tokens away then: only those rows keep decoding, and
+        they go into this batch ahead of younger ready groups, which wait for the next one within the bound.
+        Expiring groups beyond the batch's slots are left to restart: finishing them would be wasted.
+        Without headroom (max_staleness 1 at the bound) every unfinished group would be expiring, so the
+        producer never calls this then."""
         while True:
-            expiring = [
-                g
-                for g in self.groups
-                if not g.complete and any(0 <= m.start_version < next_oldest_allowed for m in g.members)
-            ]
+            old = [g for g in self.groups if _begun_before(g, next_oldest_allowed)]
+            slots = sorted(old, key=lambda g: (_started(g), g.order))[: self.settings.prompts_per_batch]
+            expiring = [g for g in slots if not g.complete]
             if not expiring:
                 return
             self._generate(expiring, counters, fallback, stop_when_full=False)
@@ -466,5 +469,10 @@ class RolloutScheduler:
 
 
 def _started(group: GroupRollout) -> int:
-    """The version the group's oldest response began at (restored groups may mix versions)."""
-    return min(m.start_version for m in group.members)
+    """The version the group's oldest started response began at (restored groups may mix versions)."""
+    return min((m.start_version for m in group.members if m.start_version >= 0), default=-1)
+
+
+def _begun_before(group: GroupRollout, version: int) -> bool:
+    """Whether any response of the group began before `version` (and so cannot be trained at its bound)."""
+    return any(0 <= m.start_version < version for m in group.members)
