@@ -46,7 +46,7 @@ from reasonrl.rollout.scheduler import SchedulerSettings
 from reasonrl.rollout.staleness import split_by_staleness, staleness_metrics
 from reasonrl.tracking import Stopwatch
 from reasonrl.training.checkpoint import TRAINER_FILE, latest_checkpoint, save_checkpoint
-from reasonrl.training.models import configure_threads
+from reasonrl.training.models import thread_budget
 
 logger = logging.getLogger(__name__)
 
@@ -86,7 +86,7 @@ def thread_split(run: Run) -> tuple[int, int]:
     """(learner, producer) torch threads: the run's thread budget shared between the two loops rather than
     given whole to each (`torch.set_num_threads` sizes the calling thread's team; two teams of the full
     size on 2 cores made a step 25% slower)."""
-    total = configure_threads(run.config.train.num_threads)
+    total = thread_budget(run.config.train.num_threads)
     producer = run.config.async_training.producer_threads or max(1, total // 2)
     return max(1, total - producer), producer
 

@@ -81,9 +81,9 @@ def score_samples(samples: Sequence[Sample], pool: RewardPool, verify: RewardPoo
         }
     # Only prompts with a reference answer can be verified; without one (TTRL on unlabelled data) the
     # majority-label reward is the only judge there is, and `Sample.correct` falls back to it.
-    checked = [s for s in samples if has_reference(s.prompt)] if verify is not None else []
-    if checked:
-        verdicts = verify.score([s.prompt for s in checked], [s.response_text for s in checked])  # type: ignore[union-attr]
+    checked = [s for s in samples if has_reference(s.prompt)]
+    if verify is not None and checked:
+        verdicts = verify.score([s.prompt for s in checked], [s.response_text for s in checked])
         for sample, verdict in zip(checked, verdicts, strict=True):
             sample.reward_info["correct"] = verdict.reward >= 1.0
     return time.perf_counter() - start

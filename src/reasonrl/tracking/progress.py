@@ -143,9 +143,13 @@ class ProgressDisplay(_LiveBar):
         if elapsed > 0 and self._samples > 0:
             parts.append(f"samples/s={self._samples / elapsed:.1f}")
         if done > 0:
-            remaining = max(self.total_steps - step, 0) * elapsed / done
-            parts.append(f"eta={timedelta(seconds=round(remaining))}")
+            parts.append(f"eta={eta(elapsed, done, self.total_steps - step)}")
         return " ".join(parts)
+
+
+def eta(elapsed: float, done: int, left: int) -> timedelta:
+    """Time left at the average pace so far: `elapsed / done` per unit, times the `left` units (none below 0)."""
+    return timedelta(seconds=round(max(left, 0) * elapsed / done))
 
 
 def _format(value: Any) -> str:
@@ -220,6 +224,7 @@ class WorkProgress(_LiveBar):
         line = f"{self.label}: {self._done}/{self.total} {self.unit} ({self._share():.0f}%)"
         if self._done > 0:
             elapsed = self._clock() - self._started
-            remaining = max(self.total - self._done, 0) * elapsed / self._done
-            line += f" elapsed={timedelta(seconds=round(elapsed))} eta={timedelta(seconds=round(remaining))}"
+            line += (
+                f" elapsed={timedelta(seconds=round(elapsed))} eta={eta(elapsed, self._done, self.total - self._done)}"
+            )
         self.console.print(line, markup=False, highlight=False, soft_wrap=True)

@@ -40,9 +40,14 @@ def configure_threads(num_threads: int) -> int:
     competes with them for every core stalls on its barriers: on the 2-core CI machine, with one other busy
     process, 20 warm-up steps of the tiny model took 77 s with 2 threads and 3.9 s with 1.
     """
-    threads = num_threads or max(1, physical_cores() - 1)
+    threads = thread_budget(num_threads)
     torch.set_num_threads(threads)
     return threads
+
+
+def thread_budget(num_threads: int) -> int:
+    """The run's torch threads (`train.num_threads`): the configured count, or one per physical core but one."""
+    return num_threads or max(1, physical_cores() - 1)
 
 
 def load_tokenizer(folder: Path) -> PreTrainedTokenizerBase:
