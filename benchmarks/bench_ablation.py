@@ -1,7 +1,7 @@
 """Ablation of every algorithm on the built-in demo task, all from one warm-up checkpoint.
 
 The demo's supervised warm-up (src/reasonrl/recipes/demo.yaml) runs once; every algorithm then starts RL
-from that `warmup_model` folder (`model.path`, `train.warmup.steps=0`) for the same steps and seeds, so
+from that `sft_model` folder (`model.path`, `train.sft.steps=0`) for the same steps and seeds, so
 the curves differ only by the algorithm. Every run uses `train.mini_batches=2`: with one optimizer step per
 batch the importance ratio is exactly 1 and every clipped loss (PPO, dual clip, GPPO, CISPO, GSPO) would be
 the same plain policy gradient; two steps per batch make the second one off-policy, where they differ.
@@ -74,7 +74,7 @@ def run_one(name: str, seed: int, warmup: Path, steps: int, eval_every: int, wor
     shutil.rmtree(run_dir, ignore_errors=True)  # a rerun starts fresh; only the warm-up is reused
     overrides = [
         f"model.path={warmup}",
-        "train.warmup.steps=0",
+        "train.sft.steps=0",
         f"train.steps={steps}",
         f"train.seed={seed}",
         "train.mini_batches=2",

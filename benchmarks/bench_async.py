@@ -56,7 +56,7 @@ CONFIGS: dict[str, list[str]] = {
         *ASYNC,
         "async_training.max_staleness=1",
         "algorithm.dynamic_sampling=true",
-        "async_training.selective_rollouts=true",
+        "rollout.selective_rollouts=true",
     ],
 }
 
@@ -64,7 +64,7 @@ CONFIGS: dict[str, list[str]] = {
 def common_overrides(warmup: Path, run_dir: Path, seed: int) -> list[str]:
     return [
         f"model.path={warmup}",
-        "train.warmup.steps=0",
+        "train.sft.steps=0",
         f"train.seed={seed}",
         f"logging.run_dir={run_dir}",
         "logging.progress=false",
@@ -113,7 +113,7 @@ def rollout_throughput(
                         engine.version = index  # a new version each batch, as in training (weights unchanged)
                         produced = scheduler.produce(index)
                         samples += len(produced.samples)
-                        tokens += int(produced.metrics["async/generated_tokens"])
+                        tokens += int(produced.metrics["rollout/generated_tokens"])
                     seconds = time.perf_counter() - started
                     results[mode].append(
                         {"seconds": seconds, "samples_per_second": samples / seconds, "generated_tokens": tokens}
@@ -170,7 +170,7 @@ def run_one(label: str, seed: int, recipe: Path, warmup: Path, work: Path, args:
         return round(statistics.fmean(values), 4) if values else None
 
     generate_seconds = total("async/generate_seconds") if config.pipeline == "async" else total("time/generate")
-    generated_tokens = total("async/generated_tokens")
+    generated_tokens = total("rollout/generated_tokens")
     dropped_share = total("partial/dropped_tokens") / generated_tokens if generated_tokens else None
     return {
         "label": label,

@@ -24,7 +24,7 @@ from pathlib import Path
 from rich.console import Console
 
 from reasonrl.evaluation.settings import EvalSettings
-from reasonrl.pipelines.eval_run import run_evaluation
+from reasonrl.pipelines.evaluation import run_evaluation
 
 RESULTS = Path(__file__).parent / "results" / "eval.json"
 

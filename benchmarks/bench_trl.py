@@ -101,7 +101,7 @@ def run_reasonrl(max_new_tokens: int, steps: int, threads: int) -> dict[str, Any
                 f"train.grad_clip={GRAD_CLIP}",
                 f"train.seed={SEED}",
                 f"train.num_threads={threads}",
-                "train.warmup.steps=0",
+                "train.sft.steps=0",
                 "eval.max_prompts=8",
                 f"logging.run_dir={run_dir}",
                 "logging.progress=false",

@@ -17,7 +17,7 @@ DEMO = RECIPES / "demo.yaml"
 
 def build_warmup(work: Path, recipe: Path = DEMO) -> Path:
     """`recipe`'s warm-up model, trained once under `work` and reused by every later call."""
-    folder = work / "warmup" / "warmup_model"
+    folder = work / "warmup" / "sft_model"
     if (folder / "config.json").is_file():
         return folder
     config = load_config(recipe, [f"logging.run_dir={work / 'warmup'}", "logging.progress=false"])

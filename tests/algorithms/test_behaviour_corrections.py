@@ -58,7 +58,7 @@ def test_metrics() -> None:
     close(tis["behaviour_ratio_p95"], torch.tensor(2.5 + 0.8 * 3.5, dtype=F64))  # 5.3
     close(tis["behaviour_weight_mean"], torch.tensor((0.3 + 1 + 1.5 + 2 + 2) / 5, dtype=F64))
     close(tis["behaviour_truncated_frac"], torch.tensor(2 / 5, dtype=F64))  # 2.5 and 6 above the cap
-    close(tis["behaviour_masked_frac"], torch.tensor(0.0, dtype=F64))
+    assert "behaviour_masked_frac" not in tis and "behaviour_capped_frac" not in tis  # icepop's and decoupled's
     close(icepop["behaviour_masked_frac"], torch.tensor(2 / 5, dtype=F64))  # 0.3 and 6 outside the band
     close(icepop["behaviour_weight_mean"], torch.tensor((1 + 1.5 + 2.5) / 5, dtype=F64))
     # k3 estimate of KL(behaviour || old): mean of (k - 1) - ln k
@@ -78,15 +78,18 @@ def test_without_behaviour_logprobs_only_none_is_allowed() -> None:
     ("knobs", "message"),
     [
         ({"correction": "is"}, "unknown behaviour correction 'is'"),
-        ({"tis_cap": 0.5}, "tis_cap must be >= 1"),
+        ({"correction": "tis", "tis_cap": 0.5}, "tis_cap must be >= 1"),
         ({"correction": "decoupled", "decoupled_cap": 1.0}, "decoupled_cap must be > 1"),
         (
             {"correction": "tis", "decoupled_cap": 3.0},
-            "which correction 'tis' does not have; use correction 'decoupled'",
+            r"correction 'tis' takes no 'decoupled_cap'; its options are \['tis_cap'\]",
         ),
-        ({"correction": "none", "decoupled_cap": 3.0}, "which correction 'none' does not have"),
-        ({"icepop_low": 1.5}, "IcePop needs"),
-        ({"icepop_high": 0.9}, "IcePop needs"),
+        (
+            {"correction": "none", "decoupled_cap": 3.0},
+            "correction 'none' takes no 'decoupled_cap'; its options are none",
+        ),
+        ({"correction": "icepop", "icepop_low": 1.5}, "IcePop needs"),
+        ({"correction": "icepop", "icepop_high": 0.9}, "IcePop needs"),
     ],
 )
 def test_bad_knobs_are_named(knobs: dict[str, object], message: str) -> None:
@@ -126,7 +129,8 @@ def test_decoupled_cap_masks_tokens_whose_weight_exceeds_it(
 ) -> None:
     got, metrics = behaviour_weights(OLD, BEHAVIOUR, MASK, correction="decoupled", decoupled_cap=cap)
     close(got, torch.tensor([[*expected, 0.0]], dtype=F64))
-    close(metrics["behaviour_capped_frac"], torch.tensor(capped, dtype=F64))
+    close(metrics.get("behaviour_capped_frac", torch.tensor(0.0, dtype=F64)), torch.tensor(capped, dtype=F64))
+    assert ("behaviour_capped_frac" in metrics) == (cap is not None)  # an uncapped decoupled has nothing to report
     close(metrics["behaviour_weight_mean"], torch.tensor(sum(expected) / 5, dtype=F64))
     close(metrics["behaviour_ratio_max"], torch.tensor(6.0, dtype=F64))  # the ratio metrics still see every k
 
@@ -145,9 +149,11 @@ def test_decoupled_cap_catches_a_weight_at_the_log_ratio_clamp() -> None:
     close(metrics["behaviour_ratio_max"], torch.tensor(math.exp(20.0), dtype=F64))
 
 
-def test_capped_frac_is_zero_for_the_other_corrections() -> None:
-    for correction in ("none", "tis", "icepop"):
-        close(weights(correction)[1]["behaviour_capped_frac"], torch.tensor(0.0, dtype=F64))
+def test_each_correction_reports_only_its_own_metric() -> None:
+    own = {"none": set(), "tis": {"behaviour_truncated_frac"}, "icepop": {"behaviour_masked_frac"}}
+    shared = set(weights("none")[1])
+    for correction, expected in own.items():
+        assert set(weights(correction)[1]) - shared == expected
 
 
 def test_decoupled_cap_gives_zero_gradient_above_the_cap() -> None:

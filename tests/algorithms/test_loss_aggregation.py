@@ -10,7 +10,7 @@ import torch
 
 from reasonrl.algorithms import (
     ADVANTAGES,
-    AGGREGATION_MODES,
+    LOSS_AGGREGATIONS,
     AdvantageInputs,
     aggregate_loss,
     loss_denominator,
@@ -45,7 +45,7 @@ def test_dr_grpo_norm_constant() -> None:
 
 
 def test_empty_batch_aggregates_to_zero() -> None:
-    for mode in AGGREGATION_MODES:
+    for mode in LOSS_AGGREGATIONS.names():
         close(aggregate_loss(LOSS, torch.zeros_like(MASK), mode), torch.tensor(0.0, dtype=F64))
 
 
@@ -54,7 +54,7 @@ BIG_LOSS = torch.arange(1.0, 17.0, dtype=F64).reshape(4, 4)
 BIG_MASK = torch.arange(4)[None, :] < torch.tensor([4, 1, 2, 3])[:, None]
 
 
-@pytest.mark.parametrize("mode", AGGREGATION_MODES)
+@pytest.mark.parametrize("mode", LOSS_AGGREGATIONS.names())
 def test_micro_batches_with_the_global_denominator_equal_the_whole_batch(mode: str) -> None:
     norm = {"norm_constant": 6} if mode == "seq-mean-token-sum-norm" else {}
     whole_param = BIG_LOSS.clone().requires_grad_(True)

@@ -85,8 +85,9 @@ def test_cispo_values_gradient_and_metrics() -> None:
     close(grad, torch.tensor([[-1.0, -1.28, -0.8], [0.8, 1.28, 1.28]], dtype=F64))
     close(metrics["clip_frac_high"], torch.tensor(3 / 6, dtype=F64))  # r in {1.5, 2, 4} above 1.28
     close(metrics["clip_frac_low"], torch.tensor(2 / 6, dtype=F64))  # r = 0.5 twice below 0.8
-    with pytest.raises(ValueError, match="cispo has no dual clip"):
-        evaluate("cispo", **KNOBS)
+    assert not POLICY_LOSSES.accepts("cispo", "dual_clip")  # its weight is bounded already: no dual clip
+    with pytest.raises(ValueError, match="'dual_clip' is declared neither by policy loss 'cispo'"):
+        policy_loss("cispo", OLD, OLD, ADV, MASK, **KNOBS)
 
 
 def test_gppo_and_cispo_gradients_agree_except_where_ppo_keeps_the_unclipped_branch_outside_the_band() -> None:
@@ -194,14 +195,14 @@ def _plain_policy_gradient_setup() -> tuple[torch.Tensor, torch.Tensor, torch.Te
     return logits, tokens, adv, mask
 
 
-@pytest.mark.parametrize("correction", CORRECTIONS)
+@pytest.mark.parametrize("correction", CORRECTIONS.names())
 @pytest.mark.parametrize("name", POLICY_LOSSES.names())
 def test_on_policy_every_variant_is_the_plain_policy_gradient(name: str, correction: str) -> None:
     logits, tokens, adv, mask = _plain_policy_gradient_setup()
     theta = logits.clone().requires_grad_(True)
     logprobs = token_logprobs(theta, tokens).to(F64)
     old = logprobs.detach()
-    knobs = {"clip_low": 0.2, "clip_high": 0.28, "dual_clip": None if name == "cispo" else 3.0}
+    knobs = {"clip_low": 0.2, "clip_high": 0.28} | ({} if name == "cispo" else {"dual_clip": 3.0})
     behaviour = old.clone()
     loss, _ = policy_loss(name, logprobs, old, adv, mask, behaviour_logprobs=behaviour, correction=correction, **knobs)
     aggregate_loss(loss, mask, "seq-mean-token-mean").backward()

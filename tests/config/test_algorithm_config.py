@@ -16,9 +16,9 @@ def test_critic_settings_without_gae_are_an_error() -> None:
     assert load_config(None, ["algorithm.advantage=gae", "algorithm.critic.lr=0.001"]).algorithm.critic.lr == 0.001
 
 
-def test_a_critic_warmup_as_long_as_the_run_is_an_error() -> None:
-    with pytest.raises(ConfigError, match=r"warmup_steps \(5\) >= train.steps \(5\)"):
-        load_config(None, ["algorithm.advantage=gae", "algorithm.critic.warmup_steps=5", "train.steps=5"])
+def test_critic_only_steps_as_long_as_the_run_is_an_error() -> None:
+    with pytest.raises(ConfigError, match=r"critic_only_steps \(5\) >= train.steps \(5\)"):
+        load_config(None, ["algorithm.advantage=gae", "algorithm.critic.critic_only_steps=5", "train.steps=5"])
 
 
 def test_dynamic_sampling_budget_is_validated() -> None:
@@ -41,9 +41,11 @@ def test_decoupled_cap_loads_only_with_the_decoupled_correction() -> None:
     assert load_config(None, []).algorithm.decoupled_cap is None  # off by default
     # async mode makes decoupled the default correction, so the cap alone is enough there
     assert load_config(None, ["pipeline=async", "algorithm.decoupled_cap=5.0"]).algorithm.correction == "decoupled"
-    with pytest.raises(ConfigError, match=r"correction is 'none', which has no decoupled importance weight to cap"):
+    with pytest.raises(
+        ConfigError, match=r"decoupled_cap is set but behaviour correction 'none' takes no decoupled_cap"
+    ):
         load_config(None, ["algorithm.decoupled_cap=5.0"])
-    with pytest.raises(ConfigError, match=r"correction is 'icepop'.*Set algorithm\.correction: decoupled"):
+    with pytest.raises(ConfigError, match=r"correction 'icepop' takes no decoupled_cap.*declares it \(decoupled\)"):
         load_config(None, ["pipeline=async", "algorithm.correction=icepop", "algorithm.decoupled_cap=5.0"])
     with pytest.raises(ConfigError, match="decoupled_cap"):
         load_config(None, ["algorithm.correction=decoupled", "algorithm.decoupled_cap=1.0"])  # must be > 1

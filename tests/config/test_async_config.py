@@ -44,7 +44,7 @@ def test_partial_and_selective_rollouts_load_and_their_knobs_need_them() -> None
             "pipeline=async",
             "async_training.partial_rollouts=true",
             "async_training.overprovision=3",
-            "async_training.selective_rollouts=true",
+            "rollout.selective_rollouts=true",
             "algorithm.dynamic_sampling=true",
         ],
     )
@@ -54,11 +54,36 @@ def test_partial_and_selective_rollouts_load_and_their_knobs_need_them() -> None
     with pytest.raises(ConfigError, match="overprovision acts only with partial_rollouts"):
         load_config(None, ["pipeline=async", "async_training.overprovision=3"])
     with pytest.raises(ConfigError, match="target_zero_variance acts only with selective_rollouts"):
-        load_config(None, ["pipeline=async", "async_training.target_zero_variance=0.5"])
+        load_config(None, ["pipeline=async", "rollout.target_zero_variance=0.5"])
     with pytest.raises(ConfigError, match="overprovision"):
         load_config(
             None, ["pipeline=async", "async_training.partial_rollouts=true", "async_training.overprovision=0.5"]
         )
+
+
+def test_every_sampling_feature_but_partial_rollouts_works_in_the_sync_pipeline() -> None:
+    config = load_config(
+        None, ["rollout.selective_rollouts=true", "rollout.target_zero_variance=0.5", "algorithm.dynamic_sampling=true"]
+    )
+    assert (config.pipeline, config.rollout.selective_rollouts, config.rollout.target_zero_variance) == (
+        "sync",
+        True,
+        0.5,
+    )
+    with pytest.raises(ConfigError, match="target_zero_variance acts only with selective_rollouts"):
+        load_config(None, ["rollout.target_zero_variance=0.5"])
+    # Partial rollouts continue responses under newer weights; a synchronous step (staleness 0) has none.
+    with pytest.raises(
+        ConfigError, match=r"partial_rollouts continues responses under newer weights, which a synchronous"
+    ):
+        load_config(None, ["async_training.partial_rollouts=true"])
+
+
+@pytest.mark.parametrize("key", ["selective_rollouts=true", "target_zero_variance=0.5"])
+def test_the_greso_keys_moved_from_async_training_to_rollout(key: str) -> None:
+    name = key.partition("=")[0]
+    with pytest.raises(ConfigError, match=rf"'async_training\.{name}' was renamed to 'rollout\.{name}'"):
+        load_config(None, ["pipeline=async", f"async_training.{key}"])
 
 
 def test_a_negative_staleness_bound_is_an_error() -> None:

@@ -67,7 +67,7 @@ def test_unknown_key_names_path_and_closest_keys(tmp_path: Path) -> None:
     message = str(caught.value)
     assert "run.yaml" in message
     assert "unknown key 'rollout.gruop_size' (did you mean 'group_size'?)" in message
-    assert "valid keys under rollout: batch_size, engine, group_size" in message
+    assert "valid keys under rollout: batch_size, engine, engine_options, group_size" in message
 
 
 def test_unknown_section_and_override_typo() -> None:
@@ -90,9 +90,10 @@ def test_out_of_range_and_literal_values_list_what_is_allowed() -> None:
         load_config(None, ["rollout.temperature=-1"])
     with pytest.raises(ConfigError) as caught:
         load_config(None, ["rollout.engine=vlm"])
-    assert "invalid value for 'rollout.engine': 'vlm' (did you mean 'vllm'?); allowed: 'auto', 'hf' or 'vllm'" in str(
-        caught.value
-    )
+    assert (
+        "invalid value for 'rollout.engine': 'vlm': unknown rollout engine 'vlm' (did you mean 'vllm'?); choose one "
+        "of: hf, vllm, or your own as 'package.module:name' or 'path/to/file.py:name'"
+    ) in str(caught.value)
 
 
 def test_all_problems_reported_at_once(tmp_path: Path) -> None:

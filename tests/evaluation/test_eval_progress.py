@@ -11,8 +11,8 @@ from rich.console import Console
 
 from reasonrl.data import Prompt
 from reasonrl.engines.base import Generation, GenerationRequest, SamplingSettings
-from reasonrl.pipelines import eval_run
-from reasonrl.pipelines.eval_run import ModelSession, generate
+from reasonrl.pipelines import evaluation
+from reasonrl.pipelines.evaluation import ModelSession, generate
 
 LINE = re.compile(r"generating: (\d+)/200 problems \(\d+%\)(?: elapsed=\d+:\d\d:\d\d eta=\d+:\d\d:\d\d)?")
 
@@ -34,7 +34,7 @@ class CountingEngine:
 
 
 def test_generation_in_a_log_prints_a_line_per_tenth_of_the_problems(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(eval_run, "_RESPONSES_PER_CALL", 40)  # 5 problems of 8 samples per engine call
+    monkeypatch.setattr(evaluation, "_RESPONSES_PER_CALL", 40)  # 5 problems of 8 samples per engine call
     engine = CountingEngine()
     session = ModelSession(engine=engine, tokenizer=None, encode=lambda prompt: [1, 2], device="cpu")  # type: ignore[arg-type]
     prompts = [Prompt(id=f"p{i}", answer="7", task="exact", text=f"{i}+7-{i}=") for i in range(200)]

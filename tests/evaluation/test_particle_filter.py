@@ -36,7 +36,7 @@ def tiny(tiny_model_dir: Path):  # type: ignore[no-untyped-def]
 
 def test_particle_filter_runs_step_by_step_on_the_tiny_model(tiny) -> None:  # type: ignore[no-untyped-def]
     engine, tokenizer, prompts, ids = tiny
-    options = parse_strategy("particle_filter?step_tokens=3&max_steps=4").options
+    options = parse_strategy("particle_filter?step_tokens=3&max_steps=4").particle_options()
     pf = ParticleFilter(engine, tokenizer, LogprobScorer(), options, max_new_tokens=12, seed=0)
     outcomes = pf.run(prompts, ids, particles=4)
     assert [o.prompt.id for o in outcomes] == [p.id for p in prompts]
@@ -73,7 +73,7 @@ class FirstTokenScorer:
 
 def test_resampling_concentrates_on_what_the_step_scorer_likes(tiny) -> None:  # type: ignore[no-untyped-def]
     engine, tokenizer, prompts, ids = tiny
-    options = parse_strategy("particle_filter?step_tokens=1&max_steps=3").options
+    options = parse_strategy("particle_filter?step_tokens=1&max_steps=3").particle_options()
     pf = ParticleFilter(engine, tokenizer, FirstTokenScorer(), options, max_new_tokens=3, temperature=1.0, seed=1)
     outcomes = pf.run(prompts, ids, particles=8)
     for outcome in outcomes:

@@ -32,18 +32,24 @@ def _dumped_groups(run_dir: Path, step: int) -> list[list[float]]:
     return list(groups.values())
 
 
-def test_dynamic_sampling_trains_only_on_groups_with_differing_rewards(tmp_path: Path) -> None:
-    # Prompts with an even answer score 0 whatever the response (their groups must be dropped); the others
-    # score the parity of the response's length, which usually differs within a group.
+def half_constant_reward(tmp_path: Path) -> str:
+    """The override of a reward that scores prompts with an even answer 0 whatever the response (their
+    groups must be dropped) and the others by the parity of the response's length (usually mixed)."""
     plugin = tmp_path / "half_constant.py"
     plugin.write_text(
         "def half_constant(response, answer, meta=None):\n"
         "    return 0.0 if int(answer) % 2 == 0 else float(len(response) % 2)\n"
     )
+    return f"algorithm.reward.functions=[{{name: '{plugin}:half_constant'}}]"
+
+
+def test_dynamic_sampling_trains_only_on_groups_with_differing_rewards(tmp_path: Path) -> None:
+    # Prompts with an even answer score 0 whatever the response (their groups must be dropped); the others
+    # score the parity of the response's length, which usually differs within a group.
     run_dir = tmp_path / "run"
     overrides = [
         f"logging.run_dir={run_dir}",
-        f"algorithm.reward.functions=[{{name: '{plugin}:half_constant'}}]",
+        half_constant_reward(tmp_path),
         "algorithm.dynamic_sampling=true",
         "algorithm.dynamic_sampling_max_extra_prompts=12",
         "logging.rollout_dump_every=1",
@@ -55,8 +61,9 @@ def test_dynamic_sampling_trains_only_on_groups_with_differing_rewards(tmp_path:
     for row in rows:
         kept, dropped = row["dynamic_sampling/kept_groups"], row["dynamic_sampling/dropped_groups"]
         assert row["dynamic_sampling/extra_prompts"] <= 12
-        # every generated group was either kept or dropped; refills drew exactly the missing groups
-        assert kept + dropped == 4 + row["dynamic_sampling/extra_prompts"]
+        # every generated group was kept, dropped, or (a refill draws missing / keep rate x 1.25) left ready
+        # for the next batch, which at staleness 0 generates it again
+        assert kept + dropped <= 4 + row["dynamic_sampling/extra_prompts"]
         assert kept == 4 or row["dynamic_sampling/gave_up"] == 1.0
         groups = _dumped_groups(run_dir, row["step"])
         if kept:
@@ -77,7 +84,7 @@ def test_dynamic_sampling_gives_up_after_its_budget_and_still_trains(
         "algorithm.dynamic_sampling_max_extra_prompts=3",
         "train.steps=2",
     ]
-    with caplog.at_level(logging.WARNING, logger="reasonrl.rollout.dynamic_sampling"):
+    with caplog.at_level(logging.WARNING, logger="reasonrl.rollout.scheduler"):
         assert train(load_config(None, [*QUICK, *overrides]))["steps"] == 2
     rows = _step_rows(run_dir)
     assert [r["dynamic_sampling/gave_up"] for r in rows] == [1.0, 1.0]
@@ -85,7 +92,41 @@ def test_dynamic_sampling_gives_up_after_its_budget_and_still_trains(
     assert [r["dynamic_sampling/dropped_groups"] for r in rows] == [7.0, 7.0]
     assert all(r["train/skipped_nonfinite"] == 0.0 for r in rows)
     assert "step 1: dynamic sampling kept 0 of 4 groups after 3 extra prompts" in caplog.text
-    assert "training on the first draw unfiltered" in caplog.text
+    assert "training on filtered groups unfiltered" in caplog.text
+
+
+def test_dynamic_sampling_and_greso_in_the_sync_pipeline_resume_exactly(tmp_path: Path) -> None:
+    # The sync pipeline drives the async scheduler at staleness 0: a checkpoint keeps the groups a refill drew
+    # for a later batch, the keep rate and GRESO's history, so steps after a resume match the uninterrupted run.
+    run_dir = tmp_path / "run"
+    overrides = [
+        f"logging.run_dir={run_dir}",
+        half_constant_reward(tmp_path),
+        "algorithm.dynamic_sampling=true",
+        "rollout.selective_rollouts=true",
+        "checkpoint.every_steps=2",
+        "logging.rollout_dump_every=0",
+        "logging.plots=false",
+    ]
+    config = load_config(None, [*QUICK, *overrides])
+    assert train(config)["steps"] == 4
+    rows = _comparable(run_dir)
+    assert all(
+        {"dynamic_sampling/kept_groups", "greso/p_easy", "rollout/generate_calls"} <= set(r) for r in rows.values()
+    )
+    saved = json.loads((run_dir / "checkpoints" / "step_000002" / "state.json").read_text())
+    assert saved["rollouts"]["selective"]["traces"], "the GRESO history is part of the checkpoint"
+
+    resumed = tmp_path / "resumed"
+    shutil.copytree(run_dir, resumed)
+    shutil.rmtree(resumed / "checkpoints" / "step_000004")
+    (resumed / "summary.json").unlink()
+    train(
+        config.model_copy(update={"logging": config.logging.model_copy(update={"run_dir": str(resumed)})}), resume=True
+    )
+    again = _comparable(resumed)
+    for step in (3, 4):
+        assert again[step] == rows[step], f"step {step} differs after resume"
 
 
 def _comparable(run_dir: Path) -> dict[int, dict]:
@@ -95,7 +136,7 @@ def _comparable(run_dir: Path) -> dict[int, dict]:
 
 
 def _parity_reward(tmp_path: Path) -> str:
-    """A reward that varies within groups (the tiny model rarely solves the task after 5 warm-up steps), so a
+    """A reward that varies within groups (the tiny model rarely solves the task after 5 SFT steps), so a
     critic has returns to fit; as a config override."""
     plugin = tmp_path / "parity.py"
     plugin.write_text("def parity(response, answer, meta=None):\n    return float(len(response) % 2)\n")
@@ -109,7 +150,7 @@ def test_ppo_with_a_critic_trains_logs_and_resumes_exactly(tmp_path: Path) -> No
         _parity_reward(tmp_path),
         "algorithm.advantage=gae",
         "algorithm.critic.lr=0.001",
-        "algorithm.critic.warmup_steps=1",
+        "algorithm.critic.critic_only_steps=1",
         "checkpoint.every_steps=2",
         "logging.rollout_dump_every=0",
         "logging.plots=false",
@@ -122,8 +163,8 @@ def test_ppo_with_a_critic_trains_logs_and_resumes_exactly(tmp_path: Path) -> No
         for key in ("critic/value_loss", "critic/explained_variance", "critic/grad_norm", "advantage/std"):
             assert key in row and math.isfinite(row[key]), (step, key)
         assert all(math.isfinite(v) for v in row.values() if isinstance(v, float)), step
-    assert rows[1]["critic/warmup"] == 1.0 and "loss/policy" not in rows[1]
-    assert all(rows[s]["critic/warmup"] == 0.0 and math.isfinite(rows[s]["loss/policy"]) for s in (2, 3, 4))
+    assert rows[1]["critic/critic_only"] == 1.0 and "loss/policy" not in rows[1]
+    assert all(rows[s]["critic/critic_only"] == 0.0 and math.isfinite(rows[s]["loss/policy"]) for s in (2, 3, 4))
     assert rows[4]["critic/lr"] == pytest.approx(0.001)
     assert all(rows[s]["critic/value_loss"] > 0 for s in rows) and rows[4]["critic/values_mean"] != 0
     trainer = torch.load(run_dir / "checkpoints" / "step_000004" / "trainer.pt", weights_only=False)

@@ -33,8 +33,8 @@ pytestmark = [
 # The recipe as written, cut down to a couple of minutes on a 2-core CPU.
 SHORT = [
     "train.steps=2",
-    "train.warmup.steps=1",
-    "train.warmup.batch_size=4",
+    "train.sft.steps=1",
+    "train.sft.batch_size=4",
     "rollout.batch_size=8",
     "eval.max_prompts=4",
     "logging.plots=false",
@@ -57,6 +57,6 @@ def test_the_smollm2_recipe_trains_and_writes_a_summary(tmp_path: Path) -> None:
     # The final checkpoint is a plain Hugging Face folder (a GGUF-derived config used to make saving fail).
     checkpoints = sorted((run_dir / "checkpoints").glob("step_*"))
     assert checkpoints and (checkpoints[-1] / "model" / "config.json").is_file()
-    assert (run_dir / "warmup_model" / "config.json").is_file()
+    assert (run_dir / "sft_model" / "config.json").is_file()
     steps = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
     assert [row["step"] for row in steps if "accuracy/train" in row] == [1, 2]

@@ -51,7 +51,7 @@ def test_a_short_run_writes_everything_a_user_looks_for(tmp_path: Path) -> None:
     assert (run_dir / "rollouts" / "step_000002.jsonl").is_file()
     assert {p.name for p in (run_dir / "plots").iterdir()} >= {"reward.png", "accuracy.png"}
     assert any((run_dir / "tensorboard").iterdir())
-    assert (run_dir / "warmup_model" / "config.json").is_file()
+    assert (run_dir / "sft_model" / "config.json").is_file()
 
 
 def _steps(run_dir: Path) -> dict[int, dict]:
@@ -105,16 +105,16 @@ def test_training_with_the_vllm_engine_syncs_weights_every_step(tmp_path: Path) 
 
 
 def test_repeated_nonfinite_losses_stop_the_run_with_a_checkpoint(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    import reasonrl.pipelines.sync as sync
-    from reasonrl.pipelines.sync import TrainingStopped
+    import reasonrl.training.learner as learner_module
+    from reasonrl.pipelines.step import TrainingStopped
 
-    real = sync.compute_advantages
+    real = learner_module.compute_advantages
 
     def poisoned(*args, **kwargs):  # type: ignore[no-untyped-def]
         advantages, metrics = real(*args, **kwargs)
         return advantages * float("nan"), metrics
 
-    monkeypatch.setattr(sync, "compute_advantages", poisoned)
+    monkeypatch.setattr(learner_module, "compute_advantages", poisoned)
     run_dir = tmp_path / "run"
     config = load_config(None, [*QUICK, f"logging.run_dir={run_dir}", "train.max_nonfinite_steps=2"])
     with pytest.raises(TrainingStopped, match=r"non-finite for 2 steps in a row .* checkpoint saved at step 2"):

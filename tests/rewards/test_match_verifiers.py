@@ -65,5 +65,5 @@ def test_parse_number_is_exact() -> None:
 def test_bad_options() -> None:
     with pytest.raises(ValueError, match="tolerance must be a number >= 0"):
         get_verifier("numeric", tolerance=-1)
-    with pytest.raises(ValueError, match="unknown extract mode 'tags'"):
+    with pytest.raises(ValueError, match="option 'extract' = 'tags' is invalid: Input should be 'auto', 'answer_tag'"):
         get_verifier("exact", extract="tags")

@@ -65,7 +65,9 @@ def test_pathological_expression_is_stopped() -> None:
 def test_bad_options_are_config_errors() -> None:
     with pytest.raises(ValueError, match="timeout_seconds must be a positive, finite number of seconds"):
         get_verifier("math", timeout_seconds=0)
-    with pytest.raises(ValueError, match="last_number_fallback must be true or false"):
+    with pytest.raises(
+        ValueError, match="option 'last_number_fallback' = 'yes' is invalid: Input should be a valid boolean"
+    ):
         get_verifier("math", last_number_fallback="yes")
 
 

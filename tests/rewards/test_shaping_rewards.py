@@ -36,7 +36,7 @@ def test_format(options: dict, response: str, expected: float) -> None:
 def test_format_needs_a_requirement() -> None:
     with pytest.raises(ValueError, match="nothing to check"):
         get_verifier("format", tags=[])
-    with pytest.raises(ValueError, match="tags must be a list of tag names"):
+    with pytest.raises(ValueError, match="option 'tags' = 'think' is invalid: Input should be a valid list"):
         get_verifier("format", tags="think")
 
 
@@ -61,7 +61,7 @@ def test_overlong_options() -> None:
         get_verifier("overlong", max_length=10, buffer=11)
     with pytest.raises(ValueError, match="needs `tokenizer`"):
         get_verifier("overlong", max_length=10, buffer=5, unit="tokens")
-    with pytest.raises(ValueError, match="unit must be 'chars' or 'tokens'"):
+    with pytest.raises(ValueError, match="option 'unit' = 'words' is invalid: Input should be 'chars' or 'tokens'"):
         get_verifier("overlong", max_length=10, buffer=5, unit="words")
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from reasonrl.rewards import VERIFIER_NAMES, Verifier, get_verifier
+from reasonrl.rewards import VERIFIERS, Verifier, get_verifier
 
 PLUGINS = Path(__file__).with_name("reward_plugins.py")
 
@@ -19,16 +19,18 @@ OPTIONS = {"overlong": {"max_length": 100, "buffer": 10}, "math": {"timeout_seco
 
 
 def test_names() -> None:
-    assert set(VERIFIER_NAMES) == {"math", "exact", "numeric", "countdown", "format", "overlong", "gym"}
+    assert set(VERIFIERS.names()) == {"math", "exact", "numeric", "countdown", "format", "overlong", "gym"}
 
 
 def test_unknown_name_lists_the_choices() -> None:
-    with pytest.raises(ValueError, match=r"unknown verifier 'maths' \(did you mean 'math'\?\); use one of \['math'"):
+    with pytest.raises(
+        ValueError, match=r"unknown verifier 'maths' \(did you mean 'math'\?\); choose one of: math, exact"
+    ):
         get_verifier("maths")
 
 
 def test_unknown_option_lists_the_options() -> None:
-    with pytest.raises(ValueError, match=r"unknown option 'tolerence' \(did you mean 'tolerance'\?\).*'extract'"):
+    with pytest.raises(ValueError, match=r"has no option 'tolerence' \(did you mean 'tolerance'\?\).*'extract'"):
         get_verifier("numeric", tolerence=0.1)
 
 
@@ -85,7 +87,7 @@ ODD_INPUTS = [
 MEGABYTE = ("<answer>x</answer> \\boxed{1+ {{ 12,3 #### } The answer is " * 20_000)[:1_000_000]
 
 
-@pytest.mark.parametrize("name", VERIFIER_NAMES)
+@pytest.mark.parametrize("name", VERIFIERS.names())
 def test_builtins_never_raise_on_odd_input(name: str) -> None:
     verifier = get_verifier(name, **OPTIONS.get(name, {}))
     low, high = (-1.0, 0.0) if name == "overlong" else (0.0, 1.0)

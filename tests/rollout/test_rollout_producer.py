@@ -154,7 +154,7 @@ def test_a_pause_takes_effect_within_a_decode_step_and_generation_continues_afte
         batch = producer.next_batch()  # the cut responses were continued to their full length
         assert [len(s.response_ids) for s in batch.samples] == [120] * 4
         assert all(s.finish_reason == "stop" for s in batch.samples)
-        assert batch.metrics["async/interrupted_calls"] == 1.0
+        assert batch.metrics["rollout/interrupted_calls"] == 1.0
         assert engine.calls[:2] == [(0, 4), (0, 4)]  # the call that was cut, then its continuation
     finally:
         producer.stop()

@@ -5,6 +5,7 @@ GRESO skips before generating, and in-flight responses survive a checkpoint."""
 from __future__ import annotations
 
 import json
+import logging
 import random
 import threading
 from collections.abc import Callable
@@ -179,12 +180,55 @@ def test_dynamic_sampling_out_of_budget_trains_on_what_it_kept_or_on_the_unfilte
         for sample in samples:
             sample.reward = 1.0
 
-    settings = SchedulerSettings(prompts_per_batch=2, group_size=2, max_staleness=0, dynamic_sampling=True)
+    settings = SchedulerSettings(
+        prompts_per_batch=2, group_size=2, max_staleness=0, dynamic_sampling=True, max_extra_prompts=2
+    )
     harness = Harness(settings, lambda i: 3, score=all_correct)
     batch = harness.produce(0)
-    assert groups_of(batch) == ["p0", "p1"] and harness.retired == []  # trained on, so not retired
+    # Nothing kept: the first groups filtered (the first draw, in draw order) are the batch, unfiltered.
+    assert groups_of(batch) == ["p0", "p1"] and harness.retired == ["p2", "p3"]  # trained on, so not retired
     assert batch.metrics["dynamic_sampling/gave_up"] == 1.0 and batch.metrics["dynamic_sampling/kept_groups"] == 0
-    assert "kept 0 of 2 groups" in caplog.text and "dynamic_sampling_max_extra_prompts" in caplog.text
+    assert "step 1: dynamic sampling kept 0 of 2 groups after 2 extra prompts" in caplog.text
+    assert (
+        "dynamic_sampling_max_extra_prompts" in caplog.text and "training on filtered groups unfiltered" in caplog.text
+    )
+
+
+def test_a_full_batch_on_the_first_call_draws_nothing_more() -> None:
+    settings = SchedulerSettings(
+        prompts_per_batch=3, group_size=2, max_staleness=0, dynamic_sampling=True, max_extra_prompts=10
+    )
+    harness = Harness(settings, lambda i: 3)
+    batch = harness.produce(0)
+    assert harness.drawn == ["p0", "p1", "p2"] and harness.engine.calls == [(0, 6)]
+    assert [s.group_index for s in batch.samples] == [0, 0, 1, 1, 2, 2] and batch.scored == batch.samples
+    assert {k: v for k, v in batch.metrics.items() if k.startswith("dynamic_sampling/")} == {
+        "dynamic_sampling/keep_rate": 1.0,
+        "dynamic_sampling/dropped_groups": 0.0,
+        "dynamic_sampling/extra_prompts": 0.0,
+        "dynamic_sampling/kept_groups": 3.0,
+        "dynamic_sampling/rounds": 1.0,
+        "dynamic_sampling/gave_up": 0.0,
+    }
+
+
+def test_out_of_budget_it_trains_on_the_groups_it_kept_and_says_so(caplog: pytest.LogCaptureFixture) -> None:
+    def only_p0_informative(samples: list[Sample]) -> None:
+        for index, sample in enumerate(samples):
+            sample.reward = float(index % 2 == 0) if sample.prompt.id == "p0" else 0.0
+
+    settings = SchedulerSettings(
+        prompts_per_batch=3, group_size=2, max_staleness=0, dynamic_sampling=True, max_extra_prompts=1
+    )
+    harness = Harness(settings, lambda i: 3, score=only_p0_informative)
+    with caplog.at_level(logging.WARNING):
+        batch = harness.produce(6)
+    # The first call keeps p0 of p0-p2; the budget of 1 extra prompt buys p3, which is dropped too.
+    assert groups_of(batch) == ["p0"] and [s.group_index for s in batch.samples] == [0, 0]
+    assert harness.retired == ["p1", "p2", "p3"] and len(batch.scored) == 8
+    assert batch.metrics["dynamic_sampling/gave_up"] == 1.0 and batch.metrics["dynamic_sampling/extra_prompts"] == 1.0
+    assert "step 7: dynamic sampling kept 1 of 3 groups after 1 extra prompts" in caplog.text
+    assert "training on the groups it kept" in caplog.text
 
 
 def test_dynamic_sampling_with_partial_rollouts_aborts_only_once_the_kept_groups_fill_the_batch() -> None:
@@ -287,7 +331,7 @@ def test_a_pause_without_partial_rollouts_never_carries_a_response_into_the_next
 
     harness.scheduler.should_abort = pause_once
     first = harness.produce(0)
-    assert paused and first.metrics["async/interrupted_calls"] == 1.0
+    assert paused and first.metrics["rollout/interrupted_calls"] == 1.0
     assert groups_of(first) == ["p1", "p2"]
     second = harness.produce(1)
     assert groups_of(second)[0] == "p3"

@@ -167,7 +167,7 @@ def test_the_training_loop_takes_the_spacing_from_the_logging_config() -> None:
     from types import SimpleNamespace
 
     from reasonrl.config import load_config
-    from reasonrl.pipelines.sync import progress_display
+    from reasonrl.pipelines.step import progress_display
 
     config = load_config(None, ["train.steps=600", "logging.progress=false", "logging.progress_every_steps=50"])
     out = io.StringIO()

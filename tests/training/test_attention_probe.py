@@ -52,7 +52,7 @@ def test_credit_weights_scale_the_advantages() -> None:
     # identity attention: WAAD 0 everywhere, so the jumps tie and the first token of the first row wins
     torch.testing.assert_close(weights, torch.tensor([[1.5, 1.0, 1.0], [1.0, 0.0, 0.0]]))
     assert metrics == {"credit/weight_mean": 4.5 / 4, "credit/amplified_share": 0.25}
-    batch.tensors["credit_weights"] = weights
+    batch.credit_weights = weights
     advantages, _ = compute_advantages(AlgorithmConfig(), [1.0, 0.0], batch, group_size=2)
     plain = 1 / 2**0.5  # (1 - 0.5) / std([1, 0]) with Bessel's correction
     torch.testing.assert_close(advantages, torch.tensor([[1.5 * plain, plain, plain], [-plain, 0.0, 0.0]]))

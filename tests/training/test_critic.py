@@ -1,9 +1,11 @@
-"""The critic: values aligned with response tokens, exact accumulation, learning, warm-up, state round trip."""
+"""The critic: values aligned with response tokens, exact accumulation, learning, critic-only steps, state
+round trip."""
 
 from __future__ import annotations
 
 import io
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -49,11 +51,11 @@ def scored_batch(learner: Learner) -> Batch:
     prompts = [tok("3+4=")["input_ids"], tok("19-2=")["input_ids"]]
     responses = [tok(t)["input_ids"] + [tok.eos_token_id] for t in ("7", "8", "12", "6", "17", "11", "1", "170")]
     batch = Batch.from_ids([prompts[i // GROUP] for i in range(8)], responses)
-    batch.tensors["behaviour_logprobs"] = learner.policy_logprobs(batch)
+    batch.behaviour_logprobs = learner.policy_logprobs(batch)
     assert learner.critic is not None
-    batch.tensors |= learner.critic.evaluate(batch, GROUP)
-    batch.tensors["advantages"], _ = compute_advantages(learner.algorithm, REWARDS, batch, GROUP)
-    batch.tensors["returns"] = compute_returns(learner.algorithm, REWARDS, batch, GROUP)
+    batch.fill(**learner.critic.evaluate(batch, GROUP))
+    batch.advantages, _ = compute_advantages(learner.algorithm, REWARDS, batch, GROUP)
+    batch.returns = compute_returns(learner.algorithm, REWARDS, batch, GROUP)
     return batch
 
 
@@ -62,9 +64,9 @@ def test_a_gae_learner_has_a_critic_whose_values_start_at_zero(tiny_model_dir: P
     assert learner.critic is not None
     assert make_learner(tiny_model_dir, "algorithm.advantage=grpo", "algorithm.critic.lr=1e-5").critic is None
     batch = scored_batch(learner)
-    assert torch.equal(batch.tensors["values"], torch.zeros_like(batch.response_mask))
+    assert batch.values is not None and torch.equal(batch.values, torch.zeros_like(batch.response_mask))
     # gamma = lambda = 1 and V = 0: every real token's return is the outcome reward
-    torch.testing.assert_close(batch.tensors["returns"], torch.tensor(REWARDS)[:, None] * batch.response_mask)
+    torch.testing.assert_close(batch.returns, torch.tensor(REWARDS)[:, None] * batch.response_mask)
 
 
 def test_values_line_up_with_the_tokens_they_precede(tiny_model_dir: Path) -> None:
@@ -99,22 +101,22 @@ def test_the_critic_fits_the_returns(tiny_model_dir: Path) -> None:
     batch = scored_batch(learner)
     losses = [learner.critic.update(batch, GROUP)["critic/value_loss"] for _ in range(20)]
     assert max(losses[-3:]) < 0.5 * losses[0]
-    batch.tensors |= learner.critic.evaluate(batch, GROUP)
+    batch.fill(**learner.critic.evaluate(batch, GROUP))
     assert learner.critic.update(batch, GROUP)["critic/explained_variance"] > 0.3
 
 
-def test_warmup_steps_train_only_the_critic(tiny_model_dir: Path) -> None:
-    learner = make_learner(tiny_model_dir, "algorithm.critic.warmup_steps=1", "train.steps=5")
+def test_critic_only_steps_train_only_the_critic(tiny_model_dir: Path) -> None:
+    learner = make_learner(tiny_model_dir, "algorithm.critic.critic_only_steps=1", "train.steps=5")
     assert learner.critic is not None
     batch = scored_batch(learner)
     policy_before = {k: v.clone() for k, v in learner.model.state_dict().items()}
     head_before = learner.critic.models[0].head.weight.clone()
     metrics = learner.update(batch, GROUP)
-    assert metrics["critic/warmup"] == 1.0 and "loss/policy" not in metrics
+    assert metrics["critic/critic_only"] == 1.0 and "loss/policy" not in metrics
     assert all(torch.equal(policy_before[k], v) for k, v in learner.model.state_dict().items())
     assert not torch.equal(head_before, learner.critic.models[0].head.weight)
     metrics = learner.update(batch, GROUP)
-    assert metrics["critic/warmup"] == 0.0 and "loss/policy" in metrics
+    assert metrics["critic/critic_only"] == 0.0 and "loss/policy" in metrics
     assert not all(torch.equal(policy_before[k], v) for k, v in learner.model.state_dict().items())
 
 
@@ -167,10 +169,11 @@ def test_asyppo_critics_each_learn_only_from_their_own_responses(tiny_model_dir:
     first, second = make_learner(tiny_model_dir, *overrides), make_learner(tiny_model_dir, *overrides)
     assert first.critic is not None and second.critic is not None and len(first.critic.models) == 2
     batch = scored_batch(first)
-    assert batch.tensors["critic_shard"].tolist() == [0, 1, 0, 1, 0, 1, 0, 1]
-    other = Batch.from_ids(batch.prompt_ids, batch.response_ids)
-    other.tensors = {k: v.clone() for k, v in batch.tensors.items()}
-    other.tensors["returns"][1::2] += 3.0
+    assert batch.critic_shard is not None and batch.returns is not None
+    assert batch.critic_shard.tolist() == [0, 1, 0, 1, 0, 1, 0, 1]
+    other = replace(batch, **{name: value.clone() for name, value in batch.tensors().items()})
+    assert other.returns is not None
+    other.returns[1::2] += 3.0
     first.critic.update(batch, GROUP)
     second.critic.update(other, GROUP)
     same = zip(first.critic.models[0].parameters(), second.critic.models[0].parameters(), strict=True)
@@ -185,15 +188,22 @@ def test_asyppo_masks_advantages_and_the_entropy_bonus_by_disagreement(tiny_mode
     batch = scored_batch(learner)
     mask = batch.response_mask.bool()
     tokens = int(mask.sum())
-    assert int((batch.tensors["advantage_keep"][mask] == 0).sum()) == int(0.2 * tokens)
-    assert int((batch.tensors["entropy_weights"][mask] == 0).sum()) == int(0.2 * tokens)
-    masked = (batch.tensors["advantage_keep"] == 0) & mask
-    assert torch.all(batch.tensors["advantages"][masked] == 0)
-    lowest = batch.tensors["value_std"][masked].max()
-    assert torch.all(batch.tensors["value_std"][mask & ~masked] >= lowest)
+    keep, entropy_weights, advantages, spread = (
+        batch.advantage_keep,
+        batch.entropy_weights,
+        batch.advantages,
+        batch.value_std,
+    )
+    assert keep is not None and entropy_weights is not None and advantages is not None and spread is not None
+    assert int((keep[mask] == 0).sum()) == int(0.2 * tokens)
+    assert int((entropy_weights[mask] == 0).sum()) == int(0.2 * tokens)
+    masked = (keep == 0) & mask
+    assert torch.all(advantages[masked] == 0)
+    lowest = spread[masked].max()
+    assert torch.all(spread[mask & ~masked] >= lowest)
     metrics = learner.update(batch, GROUP)
     assert metrics["critic/advantage_masked_frac"] == pytest.approx(int(0.2 * tokens) / tokens)
     assert metrics["critic/value_std_mean"] > 0
     with_bonus = metrics["loss/entropy"]
-    batch.tensors["entropy_weights"] = torch.zeros_like(batch.response_mask)
+    batch.entropy_weights = torch.zeros_like(batch.response_mask)
     assert learner.update(batch, GROUP)["loss/entropy"] == 0.0 and with_bonus < 0

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -30,10 +32,10 @@ def scored_batch(learner: Learner) -> Batch:
     prompts = [tok("3+4=")["input_ids"], tok("9-2=")["input_ids"]]
     responses = [tok(t)["input_ids"] + [tok.eos_token_id] for t in ("7", "8", "12", "6", "7", "11", "1", "70")]
     batch = Batch.from_ids([prompts[i // GROUP] for i in range(8)], responses)
-    batch.tensors["old_logprobs"] = learner.policy_logprobs(batch)
-    batch.tensors["behaviour_logprobs"] = batch.tensors["old_logprobs"].clone()
+    batch.old_logprobs = learner.policy_logprobs(batch)
+    batch.behaviour_logprobs = batch.old_logprobs.clone()
     rewards = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0]
-    batch.tensors["advantages"], _ = compute_advantages(learner.algorithm, rewards, batch, GROUP)
+    batch.advantages, _ = compute_advantages(learner.algorithm, rewards, batch, GROUP)
     return batch
 
 
@@ -65,12 +67,13 @@ def test_an_update_ascends_the_policy_gradient_objective(tiny_model_dir: Path) -
     response must gain probability relative to its group."""
     learner = make_learner(tiny_model_dir, "train.lr=0.0005")
     batch = scored_batch(learner)
-    advantages, mask = batch.tensors["advantages"], batch.response_mask
+    advantages, mask = batch.advantages, batch.response_mask
+    assert advantages is not None
 
     def objective(logprobs: torch.Tensor) -> float:
         return float((advantages * logprobs * mask).sum())
 
-    before = batch.tensors["old_logprobs"]
+    before = batch.old_logprobs
     learner.update(batch, GROUP)
     after = learner.policy_logprobs(batch)
     assert objective(after) > objective(before)
@@ -81,7 +84,8 @@ def test_an_update_ascends_the_policy_gradient_objective(tiny_model_dir: Path) -
 def test_nonfinite_loss_skips_the_step_and_counts(tiny_model_dir: Path) -> None:
     learner = make_learner(tiny_model_dir)
     batch = scored_batch(learner)
-    batch.tensors["advantages"][0, 0] = float("nan")
+    assert batch.advantages is not None
+    batch.advantages[0, 0] = float("nan")
     weights = copy.deepcopy(learner.model.state_dict())
     metrics = learner.update(batch, GROUP)
     assert metrics["train/skipped_nonfinite"] == 1.0 and learner.nonfinite_in_a_row == 1
@@ -93,8 +97,8 @@ def test_reference_model_only_when_a_kl_term_needs_it(tiny_model_dir: Path) -> N
     learner = make_learner(tiny_model_dir, "algorithm.kl_coef=0.1")
     assert learner.reference is not None
     batch = scored_batch(learner)
-    batch.tensors["ref_logprobs"] = learner.reference_logprobs(batch)
-    torch.testing.assert_close(batch.tensors["ref_logprobs"], batch.tensors["old_logprobs"])
+    batch.ref_logprobs = learner.reference_logprobs(batch)
+    torch.testing.assert_close(batch.ref_logprobs, batch.old_logprobs)
     metrics = learner.update(batch, GROUP)
     assert metrics["loss/kl"] == pytest.approx(0.0, abs=1e-7)  # policy == reference before the step
 
@@ -105,7 +109,7 @@ def test_lora_trains_only_adapters_and_exports_plain_weights(tiny_model_dir: Pat
     trainable = [n for n, p in learner.model.named_parameters() if p.requires_grad]
     assert trainable and all("lora_" in n for n in trainable)
     batch = scored_batch(learner)
-    batch.tensors["ref_logprobs"] = learner.reference_logprobs(batch)
+    batch.ref_logprobs = learner.reference_logprobs(batch)
     for _ in range(2):
         learner.update(batch, GROUP)
     exported = dict(learner.engine_weights())
@@ -147,8 +151,7 @@ def test_single_update_needs_no_separate_old_logprob_pass(tiny_model_dir: Path) 
     assert make_learner(tiny_model_dir, "train.ppo_epochs=2").needs_old_logprobs
     with_pass, without_pass = make_learner(tiny_model_dir), make_learner(tiny_model_dir)
     batch = scored_batch(with_pass)
-    lean = Batch.from_ids(batch.prompt_ids, batch.response_ids)
-    lean.tensors = {k: v for k, v in batch.tensors.items() if k != "old_logprobs"}
+    lean = replace(batch, old_logprobs=None)
     first, second = with_pass.update(batch, GROUP), without_pass.update(lean, GROUP)
     assert second["policy/ratio_max"] == 1.0 and second["policy/clip_frac_high"] == 0.0
     assert first["loss/policy"] == pytest.approx(second["loss/policy"], abs=1e-6)
@@ -160,7 +163,8 @@ def test_decoupled_cap_reaches_the_loss(tiny_model_dir: Path) -> None:
     learner = make_learner(tiny_model_dir, "algorithm.correction=decoupled", "algorithm.decoupled_cap=2.0")
     batch = scored_batch(learner)
     # The sampler gave row 0's tokens a third of the learner's probability: w = 3 > 2 there, 1 elsewhere.
-    batch.tensors["behaviour_logprobs"][0] -= math.log(3)
+    assert batch.behaviour_logprobs is not None
+    batch.behaviour_logprobs[0] -= math.log(3)
     metrics = learner.update(batch, GROUP)
     mask = batch.response_mask
     assert metrics["policy/behaviour_capped_frac"] == pytest.approx(float(mask[0].sum() / mask.sum()), abs=1e-6)
@@ -215,3 +219,40 @@ def test_lora_export_refuses_adapters_it_cannot_merge_out_of_place(
     )
     with pytest.raises(ValueError, match=r"cannot merge the LoRA layer .*q_proj.* out of place: .*Export needs plain"):
         next(merged_weights(model.get_base_model()))
+
+
+def test_prepare_fills_only_the_fields_the_config_needs(tiny_model_dir: Path) -> None:
+    rewards = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0]
+    timed: list[str] = []
+
+    def timer(name: str) -> contextlib.AbstractContextManager[None]:
+        timed.append(name)
+        return contextlib.nullcontext()
+
+    plain = make_learner(tiny_model_dir)
+    manual = scored_batch(plain)
+    assert manual.behaviour_logprobs is not None
+    rows = zip(manual.behaviour_logprobs, manual.response_ids, strict=True)
+    behaviour = [row[: len(ids)].tolist() for row, ids in rows]
+    batch, metrics = plain.prepare(manual.prompt_ids, manual.response_ids, behaviour, rewards, GROUP, timer)
+    # One optimizer step and no KL: no pre-update pass, no reference, no critic, no attention credit.
+    assert set(batch.tensors()) == {"response_mask", "behaviour_logprobs", "advantages"}
+    assert batch.advantages is not None and manual.advantages is not None
+    assert torch.equal(batch.advantages, manual.advantages) and "advantage/mean" in metrics
+    assert timed == ["logprobs"]
+    full = make_learner(tiny_model_dir, "train.ppo_epochs=2", "algorithm.kl_coef=0.1")
+    batch, _ = full.prepare(manual.prompt_ids, manual.response_ids, behaviour, rewards, GROUP)
+    assert set(batch.tensors()) == {"response_mask", "behaviour_logprobs", "old_logprobs", "ref_logprobs", "advantages"}
+
+
+def test_select_slices_every_tensor_field_and_fill_refuses_unknown_names(tiny_model_dir: Path) -> None:
+    batch = scored_batch(make_learner(tiny_model_dir))
+    batch.fill(critic_shard=torch.arange(len(batch)))
+    part = batch.select([6, 2])
+    width = max(len(batch.response_ids[6]), len(batch.response_ids[2]))
+    for name, value in batch.tensors().items():
+        sliced = part.tensors()[name]
+        expected = value[[6, 2], :width] if value.dim() == 2 else value[[6, 2]]
+        assert torch.equal(sliced, expected), name
+    with pytest.raises(AttributeError, match="no tensor field"):
+        batch.fill(old_logprob=batch.response_mask)

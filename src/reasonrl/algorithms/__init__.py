@@ -2,39 +2,39 @@
 log-probs, critic losses, the dynamic-sampling group filter and attention-guided token credit weights.
 
 Only torch is imported here; nothing holds state or touches a model. Families selected by a config name live
-in registries: `ADVANTAGES`, `POLICY_LOSSES`, `KL_ESTIMATORS` (plus the closed sets `AGGREGATION_MODES` and
-`CORRECTIONS`, chosen by a string argument).
+in registries (`reasonrl.plugins.Registry`, open to users' `module:name` plug-ins): `ADVANTAGES`,
+`POLICY_LOSSES`, `CORRECTIONS`, `LOSS_AGGREGATIONS`, `KL_ESTIMATORS`.
 """
 
-from reasonrl.algorithms.advantages import ADVANTAGES, AdvantageEstimator, AdvantageInputs, discounted_returns
-from reasonrl.algorithms.aggregation import (
-    AGGREGATION_MODES,
-    AggregationMode,
-    aggregate_loss,
-    loss_denominator,
+from reasonrl.algorithms.advantages import (
+    ADVANTAGES,
+    AdvantageEstimator,
+    AdvantageInputs,
+    discounted_returns,
+    needs_critic,
 )
+from reasonrl.algorithms.aggregation import LOSS_AGGREGATIONS, Aggregation, aggregate_loss, loss_denominator
 from reasonrl.algorithms.asyppo import critic_shards, disagreement_masks, ensemble_values
 from reasonrl.algorithms.attention_credit import credit_weights
 from reasonrl.algorithms.corrections import CORRECTIONS, Correction, behaviour_weights
 from reasonrl.algorithms.entropy import entropy_from_logits
-from reasonrl.algorithms.gae import CRITIC_ESTIMATORS, gae, gae_returns
+from reasonrl.algorithms.gae import gae, gae_returns
 from reasonrl.algorithms.group_filter import informative_groups, kept_rows
 from reasonrl.algorithms.kl import KL_ESTIMATORS, KLEstimator
 from reasonrl.algorithms.logprobs import token_logprobs
 from reasonrl.algorithms.policy_losses import POLICY_LOSSES, PolicyLoss, PolicyLossOutput, policy_loss
-from reasonrl.algorithms.registry import Registry
 from reasonrl.algorithms.values import explained_variance, value_loss
+from reasonrl.plugins import Registry
 
 __all__ = [
     "ADVANTAGES",
-    "AGGREGATION_MODES",
     "CORRECTIONS",
-    "CRITIC_ESTIMATORS",
     "KL_ESTIMATORS",
+    "LOSS_AGGREGATIONS",
     "POLICY_LOSSES",
     "AdvantageEstimator",
     "AdvantageInputs",
-    "AggregationMode",
+    "Aggregation",
     "Correction",
     "KLEstimator",
     "PolicyLoss",
@@ -54,6 +54,7 @@ __all__ = [
     "informative_groups",
     "kept_rows",
     "loss_denominator",
+    "needs_critic",
     "policy_loss",
     "token_logprobs",
     "value_loss",

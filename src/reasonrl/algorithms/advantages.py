@@ -21,7 +21,7 @@ import torch
 from torch import Tensor
 
 from reasonrl.algorithms.masking import masked_max, masked_mean, masked_min, masked_std, valid_mask
-from reasonrl.algorithms.registry import Registry
+from reasonrl.plugins import Registry
 
 AdvantageScale = Literal["group", "batch", "none"]
 
@@ -97,7 +97,16 @@ class AdvantageInputs:
 
 
 AdvantageEstimator = Callable[[AdvantageInputs], Tensor]
-ADVANTAGES: Registry[AdvantageEstimator] = Registry("advantage estimator")
+ADVANTAGES: Registry[AdvantageEstimator] = Registry(
+    "advantage estimator", call="fn(inputs: AdvantageInputs, *, <options>) -> advantages [B, T], zero on padding"
+)
+"""An estimator that reads `inputs.values` sets the attribute `needs_critic = True` on itself (as `gae` does):
+a run using it then trains a critic whose values fill `AdvantageInputs.values`."""
+
+
+def needs_critic(estimator: AdvantageEstimator) -> bool:
+    """Whether `estimator` reads the critic's values (its `needs_critic` attribute)."""
+    return bool(getattr(estimator, "needs_critic", False))
 
 
 def _group_centred(rewards: Tensor, group_size: int) -> Tensor:

@@ -17,69 +17,105 @@ least one real token.
 Gradient accumulation: the numerator is additive over responses, so splitting a mini-batch into micro-batches
 and giving each the *mini-batch's* denominator (`loss_denominator(full_mask, mode)`) makes the sum of the
 micro-batch losses equal the mini-batch loss, and so their gradients.
+
+Modes are registered in `LOSS_AGGREGATIONS` as `fn(token_losses [B, T], valid [B, T], *, <options>) ->
+(numerator, denominator)`, both 0-dim, token_losses already zero on padding and the denominator at least 1
+(or 0 for an empty batch, clamped by the caller). A mode that declares the keyword-only parameter
+`norm_constant` receives the longest allowed response length from the trainer.
 """
 
 from __future__ import annotations
 
-from typing import Literal, get_args
+from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import Tensor
 
 from reasonrl.algorithms.masking import valid_mask
+from reasonrl.plugins import Registry
 
-AggregationMode = Literal["token-mean", "seq-mean-token-mean", "seq-mean-token-sum", "seq-mean-token-sum-norm"]
-AGGREGATION_MODES: tuple[str, ...] = get_args(AggregationMode)
+Aggregation = Callable[..., tuple[Tensor, Tensor]]
+LOSS_AGGREGATIONS: Registry[Aggregation] = Registry(
+    "loss aggregation",
+    call="fn(token_losses [B, T], valid [B, T], *, <options>) -> (numerator, denominator)",
+    context=("norm_constant",),
+)
 
 
-def _check_mode(mode: str) -> None:
-    if mode not in AGGREGATION_MODES:
-        raise ValueError(f"unknown loss aggregation {mode!r}; choose one of: {', '.join(AGGREGATION_MODES)}")
+def _responses(valid: Tensor) -> Tensor:
+    """Responses with at least one real token, at least 1."""
+    return valid.any(dim=-1).sum().clamp_min(1)
 
 
-def loss_denominator(mask: Tensor, mode: AggregationMode, *, norm_constant: float | None = None) -> Tensor:
+@LOSS_AGGREGATIONS.register("token-mean")
+def token_mean(token_losses: Tensor, valid: Tensor) -> tuple[Tensor, Tensor]:
+    """Σ_i Σ_t L_it / number of real tokens (DAPO, verl's default)."""
+    return token_losses.sum(), valid.sum().clamp_min(1)
+
+
+@LOSS_AGGREGATIONS.register("seq-mean-token-mean")
+def seq_mean_token_mean(token_losses: Tensor, valid: Tensor) -> tuple[Tensor, Tensor]:
+    """Σ_i (1/|y_i|) Σ_t L_it / number of responses (the original GRPO)."""
+    lengths = valid.sum(dim=-1).clamp_min(1)
+    return (token_losses.sum(dim=-1) / lengths).sum(), _responses(valid)
+
+
+@LOSS_AGGREGATIONS.register("seq-mean-token-sum")
+def seq_mean_token_sum(token_losses: Tensor, valid: Tensor) -> tuple[Tensor, Tensor]:
+    """Σ_i Σ_t L_it / number of responses."""
+    return token_losses.sum(), _responses(valid)
+
+
+@LOSS_AGGREGATIONS.register("seq-mean-token-sum-norm")
+def seq_mean_token_sum_norm(
+    token_losses: Tensor, valid: Tensor, *, norm_constant: float | None = None
+) -> tuple[Tensor, Tensor]:
+    """Σ_i Σ_t L_it / (number of responses · norm_constant) (Dr.GRPO); norm_constant defaults to T."""
+    constant = valid.shape[-1] if norm_constant is None else norm_constant
+    if constant <= 0:
+        raise ValueError(f"norm_constant must be positive, got {constant}")
+    return token_losses.sum(), _responses(valid) * constant
+
+
+def _apply(
+    mode: str, loss: Tensor, mask: Tensor, norm_constant: float | None, options: dict[str, Any]
+) -> tuple[Tensor, Tensor]:
+    function = LOSS_AGGREGATIONS.get(mode)
+    valid = valid_mask(mask, loss)
+    context: dict[str, Any] = dict(options)
+    if norm_constant is not None:
+        if not LOSS_AGGREGATIONS.accepts(mode, "norm_constant"):
+            raise ValueError(f"norm_constant only applies to seq-mean-token-sum-norm, not to {mode}")
+        context["norm_constant"] = norm_constant
+    return function(torch.where(valid, loss, 0.0), valid, **context)
+
+
+def loss_denominator(mask: Tensor, mode: str, *, norm_constant: float | None = None, **options: Any) -> Tensor:
     """The denominator of `mode` for the responses in `mask` [B, T] (a 0-dim tensor, at least 1).
 
     norm_constant (only `seq-mean-token-sum-norm`): defaults to T, the mask's width; pass the configured
-    maximum response length so every micro-batch and step uses the same constant.
+    maximum response length so every micro-batch and step uses the same constant. options: the mode's own.
     """
-    _check_mode(mode)
-    valid = mask.bool()
-    count = valid.sum() if mode == "token-mean" else valid.any(dim=-1).sum()
-    if mode == "seq-mean-token-sum-norm":
-        constant = mask.shape[-1] if norm_constant is None else norm_constant
-        if constant <= 0:
-            raise ValueError(f"norm_constant must be positive, got {constant}")
-        return count.clamp_min(1) * constant
-    if norm_constant is not None:
-        raise ValueError(f"norm_constant only applies to seq-mean-token-sum-norm, not to {mode}")
-    return count.clamp_min(1)
+    return _apply(mode, torch.zeros(mask.shape), mask, norm_constant, options)[1]
 
 
 def aggregate_loss(
     loss: Tensor,
     mask: Tensor,
-    mode: AggregationMode = "token-mean",
+    mode: str = "token-mean",
     *,
     denominator: Tensor | float | None = None,
     norm_constant: float | None = None,
+    **options: Any,
 ) -> Tensor:
     """Aggregate per-token `loss` [B, T] over the real tokens of `mask` (see the module table).
 
     denominator: the mini-batch's `loss_denominator(...)` when `loss` is one micro-batch of it; None = this
     batch's own. norm_constant: see `loss_denominator` (give it there, or here when denominator is None).
-    An empty batch aggregates to 0.
+    An empty batch aggregates to 0. options: the mode's own (its keyword-only parameters).
     """
-    valid = valid_mask(mask, loss)
-    _check_mode(mode)
-    token_losses = torch.where(valid, loss, 0.0)
-    if mode == "seq-mean-token-mean":
-        lengths = valid.sum(dim=-1).clamp_min(1)
-        numerator = (token_losses.sum(dim=-1) / lengths).sum()
-    else:
-        numerator = token_losses.sum()
-    if denominator is None:
-        denominator = loss_denominator(mask, mode, norm_constant=norm_constant)
-    elif norm_constant is not None:
+    if denominator is not None and norm_constant is not None:
         raise ValueError("give norm_constant to loss_denominator, not together with a denominator")
-    return numerator / denominator
+    numerator, own = _apply(mode, loss, mask, norm_constant, options)
+    return numerator / (own if denominator is None else denominator)

@@ -13,9 +13,6 @@ from torch import Tensor
 from reasonrl.algorithms.advantages import ADVANTAGES, AdvantageInputs, outcome_token_rewards, whiten
 from reasonrl.algorithms.masking import valid_mask
 
-CRITIC_ESTIMATORS = frozenset({"gae"})
-"""Advantage estimators that read `AdvantageInputs.values`, so a run using one needs a critic."""
-
 
 def gae(token_rewards: Tensor, values: Tensor, mask: Tensor, gamma: float, lam: float) -> tuple[Tensor, Tensor]:
     """(advantages, returns), both [B, T] and zero on padding (Schulman et al., arXiv 1506.02438).
@@ -61,6 +58,9 @@ def gae_advantages(inputs: AdvantageInputs) -> Tensor:
     """
     advantages, _ = gae(_token_rewards(inputs), _values(inputs), inputs.mask, inputs.gamma, inputs.lam)
     return whiten(advantages, inputs.valid(), inputs.eps)
+
+
+gae_advantages.needs_critic = True  # type: ignore[attr-defined]
 
 
 def _token_rewards(inputs: AdvantageInputs) -> Tensor:

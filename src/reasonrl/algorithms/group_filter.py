@@ -3,7 +3,7 @@
 A group whose responses all got the same reward has zero group-relative advantage (GRPO, Dr.GRPO, RLOO),
 so it adds no policy gradient and only dilutes the token-mean of the loss. DAPO (Yu et al.,
 arXiv 2503.14476, "dynamic sampling") drops such groups and samples more prompts until the batch is full;
-the refill loop lives in `reasonrl.rollout.dynamic_sampling`, this is the decision it makes.
+the refill loop lives in `reasonrl.rollout.scheduler` (both pipelines), this is the decision it makes.
 """
 
 from __future__ import annotations

@@ -19,10 +19,12 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from reasonrl.algorithms.registry import Registry
+from reasonrl.plugins import Registry
 
 KLEstimator = Callable[[Tensor, Tensor], Tensor]
-KL_ESTIMATORS: Registry[KLEstimator] = Registry("KL estimator")
+KL_ESTIMATORS: Registry[KLEstimator] = Registry(
+    "KL estimator", call="fn(logprobs [B, T], ref_logprobs [B, T], *, <options>) -> per-token KL [B, T]"
+)
 
 K3_LOG_RATIO_BOUND = 20.0
 """k3 clamps log ρ to ±20 before exp, so exp(log ρ) cannot overflow (as verl's `kl_penalty`)."""

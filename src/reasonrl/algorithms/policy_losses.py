@@ -2,8 +2,11 @@
 
 Every loss in `POLICY_LOSSES` has the signature
 
-    fn(logprobs, old_logprobs, advantages, mask, *, clip_low=0.2, clip_high=0.2, dual_clip=None,
-       log_ratio_clamp=20.0) -> (per_token_loss [B, T], metrics)
+    fn(logprobs, old_logprobs, advantages, mask, *, <options>) -> (per_token_loss [B, T], metrics)
+
+where the built-ins' options are clip_low=0.2, clip_high=0.2, dual_clip=None (not cispo) and
+log_ratio_clamp=20.0; a loss declares the options it reads as keyword-only parameters, and the config's
+`algorithm.clip_low` / `clip_high` / `dual_clip` reach only the losses that declare them.
 
 with logprobs carrying the gradient (log π_θ), old_logprobs the proximal policy π_old the ratio is taken
 against, advantages [B, T] and mask [B, T]. The loss is zero on padding; aggregate it with
@@ -26,17 +29,22 @@ loss clips) and approx_kl (k3 estimate of KL(π_old ‖ π_θ) from the token ra
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import Tensor
 
-from reasonrl.algorithms.corrections import Correction, behaviour_weights
+from reasonrl.algorithms.corrections import CORRECTIONS, behaviour_weights
 from reasonrl.algorithms.masking import masked_max, masked_mean
-from reasonrl.algorithms.registry import Registry
+from reasonrl.plugins import Registry
 
 PolicyLossOutput = tuple[Tensor, dict[str, Tensor]]
 PolicyLoss = Callable[..., PolicyLossOutput]
-POLICY_LOSSES: Registry[PolicyLoss] = Registry("policy loss")
+POLICY_LOSSES: Registry[PolicyLoss] = Registry(
+    "policy loss",
+    call="fn(logprobs [B, T], old_logprobs [B, T], advantages [B, T], mask [B, T], *, <options>) -> "
+    "(per-token loss [B, T], metrics)",
+)
 
 
 def _masked(tensor: Tensor, valid: Tensor) -> Tensor:
@@ -296,7 +304,6 @@ def cispo_loss(
     *,
     clip_low: float = 0.2,
     clip_high: float = 0.2,
-    dual_clip: float | None = None,
     log_ratio_clamp: float = 20.0,
 ) -> PolicyLossOutput:
     """CISPO, clipped IS-weight policy optimisation (MiniMax-M1, arXiv 2506.13585).
@@ -304,13 +311,11 @@ def cispo_loss(
     L_t = −sg(clip(r_t, 1 − ε_l, 1 + ε_h)) · A_t · log π_θ(y_t): every token keeps a REINFORCE gradient
     −clip(r)·A·∇log π, with the importance weight truncated instead of the token dropped. The paper
     effectively disables the lower bound (set clip_low close to 1). There is no dual clip (the weight is
-    already bounded): passing one is an error. clip_frac_high / clip_frac_low count tokens whose weight was
+    already bounded), so it takes no `dual_clip`. clip_frac_high / clip_frac_low count tokens whose weight was
     truncated at the upper / lower bound, whatever the advantage's sign.
     """
-    if dual_clip is not None:
-        raise ValueError("cispo has no dual clip (its importance weight is already bounded); set dual_clip to None")
     valid, log_ratio, advantages = _prologue(
-        logprobs, old_logprobs, advantages, mask, clip_low, clip_high, dual_clip, log_ratio_clamp
+        logprobs, old_logprobs, advantages, mask, clip_low, clip_high, None, log_ratio_clamp
     )
     token_log_ratio = log_ratio.clamp(-log_ratio_clamp, log_ratio_clamp)
     ratio = torch.exp(token_log_ratio).detach()
@@ -335,41 +340,30 @@ def policy_loss(
     mask: Tensor,
     *,
     behaviour_logprobs: Tensor | None = None,
-    correction: Correction = "none",
-    clip_low: float = 0.2,
-    clip_high: float = 0.2,
-    dual_clip: float | None = None,
-    log_ratio_clamp: float = 20.0,
-    tis_cap: float = 2.0,
-    icepop_low: float = 0.5,
-    icepop_high: float = 5.0,
-    decoupled_cap: float | None = None,
+    correction: str = "none",
+    **options: Any,
 ) -> PolicyLossOutput:
     """The registered loss `name`, weighted per token by the behaviour correction: L_t ← w_t · L_t.
 
-    w_t = f(π_old/π_behaviour) detached, as `corrections.behaviour_weights` defines it (`none`, `decoupled`
-    with its optional `decoupled_cap`, `tis`, `icepop`); old_logprobs is the proximal policy the loss clips
-    against. Metrics are the loss's and the correction's together. This is the one call a trainer makes; its
-    keywords map 1:1 onto config.
+    w_t = f(π_old/π_behaviour) detached, as `corrections.behaviour_weights` defines it for the registered
+    `correction`; old_logprobs is the proximal policy the loss clips against. Each of `options` goes to
+    whichever of the two declares it (e.g. clip_high to the loss, tis_cap to `tis`); one that neither
+    declares is an error. Metrics are the loss's and the correction's together. This is the one call a
+    trainer makes.
     """
-    loss, metrics = POLICY_LOSSES.get(name)(
-        logprobs,
-        old_logprobs,
-        advantages,
-        mask,
-        clip_low=clip_low,
-        clip_high=clip_high,
-        dual_clip=dual_clip,
-        log_ratio_clamp=log_ratio_clamp,
-    )
+    loss_options: dict[str, Any] = {}
+    correction_options: dict[str, Any] = {}
+    for key, value in options.items():
+        if POLICY_LOSSES.accepts(name, key):
+            loss_options[key] = value
+        elif CORRECTIONS.accepts(correction, key):
+            correction_options[key] = value
+        else:
+            raise ValueError(
+                f"option {key!r} is declared neither by policy loss {name!r} nor by correction {correction!r}"
+            )
+    loss, metrics = POLICY_LOSSES.get(name)(logprobs, old_logprobs, advantages, mask, **loss_options)
     weights, correction_metrics = behaviour_weights(
-        old_logprobs,
-        behaviour_logprobs,
-        mask,
-        correction=correction,
-        tis_cap=tis_cap,
-        icepop_low=icepop_low,
-        icepop_high=icepop_high,
-        decoupled_cap=decoupled_cap,
+        old_logprobs, behaviour_logprobs, mask, correction=correction, **correction_options
     )
     return loss * weights, {**metrics, **correction_metrics}

@@ -169,9 +169,7 @@ def train(
     run_training = async_rl.train if settings.pipeline == "async" else sync.train
     if config is None and resume is None:
         console.print(f"[bold]reasonrl demo[/]: {DEMO_RECIPE.name} (a tiny model learns to count bits on the CPU)")
-    summary = run_training(
-        settings, resume=resume is not None, console=console, on_warmup_step=_warmup_printer(settings)
-    )
+    summary = run_training(settings, resume=resume is not None, console=console, on_sft_step=_sft_printer(settings))
     console.print(summary_table(summary))
     console.print(f"run directory: [bold]{summary['run_dir']}[/]")
 
@@ -179,20 +177,20 @@ def train(
 @app.command()
 @user_errors
 def sft(config: ConfigPath = None, overrides: Overrides = None, run_dir: RunDir = None) -> None:
-    """Run only the supervised warm-up stage (train.warmup) and save the model in RUN_DIR/warmup_model."""
+    """Run only supervised fine-tuning (train.sft) and save the model in RUN_DIR/sft_model."""
     from reasonrl.pipelines.sft import run_sft
 
     settings = run_config(config, overrides, run_dir, None)
-    folder = run_sft(settings, on_step=_warmup_printer(settings))
-    console.print(f"warm-up model: [bold]{folder}[/]")
+    folder = run_sft(settings, on_step=_sft_printer(settings))
+    console.print(f"sft model: [bold]{folder}[/]")
 
 
-def _warmup_printer(settings: Any) -> Any:
-    every = max(1, settings.train.warmup.steps // 10)
+def _sft_printer(settings: Any) -> Any:
+    every = max(1, settings.train.sft.steps // 10)
 
     def show(step: int, metrics: dict[str, float]) -> None:
-        if step % every == 0 or step == settings.train.warmup.steps:
-            console.print(f"warm-up {step}/{settings.train.warmup.steps}  loss {metrics['sft/loss']:.4f}")
+        if step % every == 0 or step == settings.train.sft.steps:
+            console.print(f"sft {step}/{settings.train.sft.steps}  loss {metrics['sft/loss']:.4f}")
 
     return show
 
@@ -237,7 +235,7 @@ def eval_command(
     """Evaluate a model with test-time scaling: pass@k, maj@k, best-of-N, Best-of-Majority, particle filtering."""
     from reasonrl.evaluation.report import load_report, write_comparison
     from reasonrl.evaluation.settings import EvalSettings
-    from reasonrl.pipelines.eval_run import run_evaluation
+    from reasonrl.pipelines.evaluation import run_evaluation
 
     if compare is not None:
         target = out or Path("evals") / "compare"

@@ -66,6 +66,7 @@ class DataSource(Section):
         None,
         description="Verifier that scores this source's responses; None = the task's own (presets: exact, "
         "reasoning-gym tasks: gym), math for gsm8k/math files, else math for numeric/LaTeX answers, exact for text.",
+        json_schema_extra={"registry": "verifier"},
     )
     skip_invalid: bool = Field(
         False, description="Skip malformed rows (counted and reported) instead of stopping with an error."
@@ -83,17 +84,11 @@ class DataSource(Section):
 
 
 def known_verifier(name: str) -> str:
-    """`name` if it is a built-in verifier or a user function ('module:function' or 'file.py:function'),
-    else a ValueError naming the closest built-in ones."""
-    from reasonrl.config.errors import suggest
-    from reasonrl.rewards.registry import VERIFIER_NAMES
+    """`name` if it is a registered verifier or a user function ('module:function' or 'file.py:function'),
+    else a ValueError naming the closest registered ones."""
+    from reasonrl.plugins import registry
 
-    if name not in VERIFIER_NAMES and ":" not in name:
-        raise ValueError(
-            f"unknown verifier {name!r}{suggest(name, VERIFIER_NAMES)}; known: {sorted(VERIFIER_NAMES)}, "
-            "or your own function as 'package.module:function' / 'path/to/file.py:function'"
-        )
-    return name
+    return registry("verifier").known(name)
 
 
 def parse_spec(spec: str) -> dict[str, Any]:

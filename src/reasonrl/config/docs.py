@@ -11,6 +11,7 @@ from pydantic_core import PydanticUndefined
 
 from reasonrl.config.errors import section_type
 from reasonrl.config.schema import RunConfig
+from reasonrl.plugins import FAMILIES, registry
 
 HEADER = """# Configuration reference
 
@@ -25,6 +26,10 @@ config; `reasonrl config schema` prints the JSON schema.
 A data source (`data.train`, `data.eval`) can also be written as one string,
 `[KIND:]SOURCE[?key=value&...]`, e.g. `gsm8k:data/test.jsonl?size=200` or `chain_sum?num_terms=3`:
 keys naming a data-source field set it, other keys are task-generator options.
+
+Fields that select a part (advantage estimator, policy loss, verifier, rollout engine, ...) take a registered
+name or your own code as `package.module:name` / `path/to/file.py:name`, with its options in the field's
+`*_options` mapping; the registered names are listed at the end (see docs/extending.md).
 """
 
 
@@ -61,6 +66,9 @@ def _rows(model: type[BaseModel], prefix: str, sections: list[tuple[str, type[Ba
             rows.append(f"| `{key}` | section `{sub.__name__}` | {default} | {info.description} |")
             continue
         description = (info.description or "").replace("|", "\\|")
+        family = (info.json_schema_extra or {}).get("registry") if isinstance(info.json_schema_extra, dict) else None
+        if family is not None:
+            description += " Registered: " + ", ".join(f"`{name}`" for name in registry(str(family)).names()) + "."
         rows.append(f"| `{key}` | `{_type_name(info.annotation)}` | {_default(info)} | {description} |")
     return rows
 
@@ -81,7 +89,24 @@ def config_markdown() -> str:
         parts.append("| key | type | default | description |\n|---|---|---|---|")
         parts.extend(_rows(model, f"{key}.", nested))
         pending = nested + pending
+    parts.append(registered_names())
     return "\n".join(parts) + "\n"
+
+
+def registered_names() -> str:
+    """Every registry: its names and how reasonrl calls an entry (what a plug-in must look like)."""
+    lines = [
+        "\n## Registered names\n",
+        "Each family is a registry; a config or strategy string names an entry, or your own callable with the "
+        "same calling convention as `package.module:name` / `path/to/file.py:name`. Options are the "
+        "callable's keyword-only parameters.\n",
+        "| family | registered | called as |\n|---|---|---|",
+    ]
+    for family in FAMILIES:
+        plugins = registry(family)
+        names = ", ".join(f"`{name}`" for name in plugins.names())
+        lines.append(f"| {plugins.kind} | {names} | `{plugins.call}` |")
+    return "\n".join(lines)
 
 
 def config_json_schema() -> str:

@@ -12,6 +12,14 @@ from pydantic import Field, field_validator, model_validator
 
 from reasonrl.config.base import Section
 from reasonrl.config.data_source import DataSource, known_verifier
+from reasonrl.plugins import registry
+
+SHARED_OPTIONS: dict[str, tuple[str, ...]] = {
+    "policy_loss": ("clip_low", "clip_high", "dual_clip"),
+    "correction": ("tis_cap", "icepop_low", "icepop_high", "decoupled_cap"),
+}
+"""`AlgorithmConfig` fields that are options of the chosen policy loss / correction: each reaches the plug-in
+that declares a keyword-only parameter of that name, and setting one that the plug-in lacks is an error."""
 
 
 class LoraConfig(Section):
@@ -94,8 +102,9 @@ class RewardTerm(Section):
     name: str = Field(
         "math",
         min_length=1,
-        description="Verifier name (math, exact, numeric, countdown, format, overlong, gym) or your own "
-        "function as 'package.module:function' or 'path/to/file.py:function'.",
+        description="Verifier: a registered name or your own function as 'package.module:function' or "
+        "'path/to/file.py:function'.",
+        json_schema_extra={"registry": "verifier"},
     )
     weight: float = Field(1.0, description="Weight of this component in the sum.")
     options: dict[str, Any] = Field(default_factory=dict, description="Keyword options of the verifier.")
@@ -104,6 +113,13 @@ class RewardTerm(Section):
     @classmethod
     def _known_verifier(cls, value: str) -> str:
         return known_verifier(value)
+
+    @model_validator(mode="after")
+    def _options_fit_the_verifier(self) -> RewardTerm:
+        from reasonrl.rewards.registry import check_verifier
+
+        check_verifier(self.name, self.options)
+        return self
 
 
 class RewardConfig(Section):
@@ -139,9 +155,56 @@ class RewardConfig(Section):
 class RolloutConfig(Section):
     """Generation of responses."""
 
-    engine: Literal["auto", "hf", "vllm"] = Field(
-        "auto", description="Rollout engine: hf (transformers), vllm, or auto (chosen by measurement)."
+    engine: str = Field(
+        "auto",
+        description="Rollout engine: hf (transformers), vllm, auto (chosen by measurement), or your own builder "
+        "as module:function / file.py:function (docs/extending.md).",
+        json_schema_extra={"registry": "engine"},
     )
+    engine_options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Keyword options of the rollout engine (e.g. vllm's gpu_memory_utilization); needs an explicit "
+        "rollout.engine.",
+    )
+    placement: Literal["auto", "colocated", "thread", "process"] = Field(
+        "auto",
+        description="Where the engine runs: colocated = on the learner's module, in its thread (hf; vLLM in this "
+        "process); thread = on its own copy of the weights in this process (hf); process = in a worker process "
+        "(hf, vllm); auto = colocated for pipeline sync, for async thread (hf) or process (vllm).",
+    )
+
+    @model_validator(mode="after")
+    def _placement_builds_the_engine(self) -> RolloutConfig:
+        engine, placement = self.engine, self.placement
+        if placement == "thread" and engine not in ("auto", "hf"):
+            raise ValueError(
+                f"rollout.placement 'thread' runs an hf engine on its own copy of the weights in this process; "
+                f"rollout.engine {engine!r} does not run there (vLLM runs colocated in this process, or in a worker "
+                "process). Set placement: process (or auto), or engine: hf."
+            )
+        if placement == "process" and engine not in ("auto", "hf", "vllm"):
+            raise ValueError(
+                f"rollout.placement 'process' starts the hf or vllm engine in a worker process, not your engine "
+                f"{engine!r}, which is built on the learner's module. Set placement: colocated (pipeline: sync)."
+            )
+        return self
+
+    @field_validator("engine")
+    @classmethod
+    def _registered_engine(cls, value: str) -> str:
+        return value if value == "auto" else registry("engine").known(value)
+
+    @model_validator(mode="after")
+    def _engine_options_checked(self) -> RolloutConfig:
+        if self.engine == "auto" and self.engine_options:
+            raise ValueError(
+                "rollout.engine_options are given but rollout.engine is auto, which may pick either engine; "
+                "name the engine (e.g. rollout.engine: vllm)"
+            )
+        if self.engine != "auto":
+            registry("engine").check(self.engine, self.engine_options, where="rollout.engine_options")
+        return self
+
     group_size: int = Field(8, ge=1, description="Responses sampled per prompt (the GRPO group, n).")
     batch_size: int = Field(64, ge=1, description="Responses per training step (prompts per step x group_size).")
     max_new_tokens: int = Field(32, ge=1, description="Longest response in tokens; longer ones finish as `length`.")
@@ -149,6 +212,26 @@ class RolloutConfig(Section):
     top_p: float = Field(1.0, gt=0, le=1, description="Nucleus sampling mass.")
     top_k: int = Field(0, ge=0, description="Sample among the k most likely tokens (0 = off).")
     stop: list[str] = Field(default_factory=list, description="Extra stop strings besides the tokenizer's EOS.")
+    selective_rollouts: bool = Field(
+        False,
+        description="GRESO: skip, before generating, prompts whose reward history predicts a group with equal "
+        "rewards (all correct or all wrong); the skip probability adapts toward target_zero_variance.",
+    )
+    target_zero_variance: float = Field(
+        0.25,
+        gt=0.0,
+        lt=1.0,
+        description="GRESO's target share of rolled-out groups with equal rewards (a third easy, two thirds hard).",
+    )
+
+    @model_validator(mode="after")
+    def _target_needs_selective(self) -> RolloutConfig:
+        if not self.selective_rollouts and self.target_zero_variance != 0.25:  # a dumped config holds the default
+            raise ValueError(
+                "rollout.target_zero_variance acts only with selective_rollouts. Set selective_rollouts: true, or "
+                "remove target_zero_variance."
+            )
+        return self
 
 
 class CriticConfig(Section):
@@ -164,7 +247,7 @@ class CriticConfig(Section):
     value_clip: float | None = Field(
         0.5, gt=0, description="Clip new values to old value +- this in the value loss (None = unclipped)."
     )
-    warmup_steps: int = Field(0, ge=0, description="First RL steps that train only the critic; the policy waits.")
+    critic_only_steps: int = Field(0, ge=0, description="First RL steps that train only the critic; the policy waits.")
     count: int = Field(
         1,
         ge=1,
@@ -236,8 +319,14 @@ class AttentionCreditConfig(Section):
 class AlgorithmConfig(Section):
     """Advantages, policy loss, KL and reward."""
 
-    advantage: Literal["grpo", "dr_grpo", "rloo", "reinforce_pp", "reinforce_pp_baseline", "gae"] = Field(
-        "grpo", description="Advantage estimator (gae = PPO with a learned critic, see algorithm.critic)."
+    advantage: str = Field(
+        "grpo",
+        description="Advantage estimator: a registered name (gae = PPO with a learned critic, see "
+        "algorithm.critic) or your own as module:function / file.py:function (docs/extending.md).",
+        json_schema_extra={"registry": "advantage"},
+    )
+    advantage_options: dict[str, Any] = Field(
+        default_factory=dict, description="Keyword options of the advantage estimator (its keyword-only parameters)."
     )
     advantage_scale: Literal["group", "batch", "none"] = Field(
         "group", description="GRPO: divide by the group's std, the batch's std, or not at all."
@@ -262,15 +351,28 @@ class AlgorithmConfig(Section):
         ge=0,
         description="Most extra prompts drawn per step to refill dropped groups; then train on the groups kept.",
     )
-    policy_loss: Literal["ppo", "gppo", "gspo", "gspo_token", "cispo"] = Field(
+    policy_loss: str = Field(
         "ppo",
         description="Policy loss: ppo (token ratio, clip), gspo / gspo_token (sequence ratio), gppo "
-        "(gradient-preserving clip), cispo (clipped IS weight on the REINFORCE term). See docs/algorithms.md.",
+        "(gradient-preserving clip), cispo (clipped IS weight on the REINFORCE term), or your own as "
+        "module:function / file.py:function. See docs/algorithms.md and docs/extending.md.",
+        json_schema_extra={"registry": "policy_loss"},
     )
-    correction: Literal["none", "decoupled", "tis", "icepop"] = Field(
+    policy_loss_options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Keyword options of the policy loss besides clip_low / clip_high / dual_clip, which are set "
+        "above and reach every loss that declares them (e.g. log_ratio_clamp).",
+    )
+    correction: str = Field(
         "none",
         description="Correction for the gap between the engine's behaviour log-probs and the learner's: "
-        "decoupled (AReaL), tis (truncated IS), icepop (mask outside [icepop_low, icepop_high]).",
+        "decoupled (AReaL), tis (truncated IS), icepop (mask outside [icepop_low, icepop_high]), or your own.",
+        json_schema_extra={"registry": "correction"},
+    )
+    correction_options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Keyword options of your own correction (the built-ins' are tis_cap, icepop_low, icepop_high "
+        "and decoupled_cap, set above).",
     )
     tis_cap: float = Field(2.0, ge=1, description="TIS: importance weights above this are truncated to it.")
     icepop_low: float = Field(
@@ -290,25 +392,69 @@ class AlgorithmConfig(Section):
     dual_clip: float | None = Field(
         None, gt=1, description="Dual-clip bound c on negative-advantage tokens (None = off; typical 3.0)."
     )
-    loss_aggregation: Literal["token-mean", "seq-mean-token-mean", "seq-mean-token-sum", "seq-mean-token-sum-norm"] = (
-        Field(
-            "token-mean",
-            description="How per-token losses become one number (seq-mean-token-sum-norm = Dr.GRPO).",
-        )
+    loss_aggregation: str = Field(
+        "token-mean",
+        description="How per-token losses become one number (seq-mean-token-sum-norm = Dr.GRPO), or your own.",
+        json_schema_extra={"registry": "loss_aggregation"},
+    )
+    loss_aggregation_options: dict[str, Any] = Field(
+        default_factory=dict, description="Keyword options of the loss aggregation (its keyword-only parameters)."
     )
     kl_coef: float = Field(0.0, ge=0, description="Weight of the KL penalty to the reference model (0 = no reference).")
-    kl_estimator: Literal["k1", "k2", "k3"] = Field("k3", description="KL estimator (Schulman's k1/k2/k3).")
+    kl_estimator: str = Field(
+        "k3",
+        description="KL estimator (Schulman's k1/k2/k3), or your own.",
+        json_schema_extra={"registry": "kl_estimator"},
+    )
+    kl_estimator_options: dict[str, Any] = Field(
+        default_factory=dict, description="Keyword options of the KL estimator (its keyword-only parameters)."
+    )
     kl_in_reward: bool = Field(False, description="Subtract the KL from the reward instead of adding it to the loss.")
     entropy_coef: float = Field(0.0, ge=0, description="Entropy bonus weight.")
     reward: RewardConfig = Field(default_factory=RewardConfig, description="Reward functions.")
 
+    @field_validator("advantage", "policy_loss", "correction", "loss_aggregation", "kl_estimator")
+    @classmethod
+    def _registered(cls, value: str, info: Any) -> str:
+        return registry(info.field_name).known(value)
 
-class WarmupConfig(Section):
-    """Supervised warm-up before RL (the demo uses it so the policy starts with some answers right)."""
+    def options(self, family: str) -> dict[str, Any]:
+        """The keyword options the chosen plug-in of `family` is called with: the shared fields above that it
+        declares (e.g. clip_high for a loss with a `clip_high` parameter), then its `<family>_options`."""
+        plugin = registry(family)
+        name = getattr(self, family)
+        shared = {key: getattr(self, key) for key in SHARED_OPTIONS.get(family, ()) if plugin.accepts(name, key)}
+        return {**shared, **getattr(self, f"{family}_options")}
+
+    def needs_critic(self) -> bool:
+        """Whether the advantage estimator reads a critic's values (its `needs_critic` attribute)."""
+        return bool(getattr(registry("advantage").get(self.advantage), "needs_critic", False))
+
+    def check_plugins(self) -> None:
+        """Bind every chosen plug-in's options to its signature, and refuse a shared field set away from its
+        default for a plug-in that does not declare it (it would be accepted and do nothing)."""
+        for family in ("advantage", "policy_loss", "correction", "loss_aggregation", "kl_estimator"):
+            plugin, name = registry(family), getattr(self, family)
+            own = getattr(self, f"{family}_options")
+            for key in SHARED_OPTIONS.get(family, ()):
+                if key in own:
+                    raise ValueError(f"set algorithm.{key} itself, not inside algorithm.{family}_options")
+                default = type(self).model_fields[key].default
+                if getattr(self, key) != default and not plugin.accepts(name, key):
+                    takers = [other for other in plugin.names() if plugin.accepts(other, key)]
+                    raise ValueError(
+                        f"algorithm.{key} is set but {plugin.kind} {name!r} takes no {key}, so it would do nothing. "
+                        f"Remove algorithm.{key}, or choose a {plugin.kind} that declares it ({', '.join(takers)})."
+                    )
+            plugin.check(name, own, where=f"algorithm.{family}_options")
+
+
+class SftConfig(Section):
+    """Supervised fine-tuning on (prompt, answer) pairs before RL, so that RL starts from some right answers."""
 
     steps: int = Field(0, ge=0, description="Supervised steps on (prompt, answer) pairs before RL (0 = none).")
-    lr: float = Field(1e-3, gt=0, description="Learning rate of the warm-up.")
-    batch_size: int = Field(32, ge=1, description="Examples per warm-up step.")
+    lr: float = Field(1e-3, gt=0, description="Learning rate of the supervised fine-tuning.")
+    batch_size: int = Field(32, ge=1, description="Examples per supervised step.")
 
 
 class TrainConfig(Section):
@@ -317,7 +463,9 @@ class TrainConfig(Section):
     steps: int = Field(100, ge=0, description="RL steps (one rollout batch each).")
     seed: int = Field(0, description="Seed of torch, sampling and shuffling.")
     lr: float = Field(1e-5, gt=0, description="Peak learning rate (AdamW).")
-    lr_schedule: Literal["constant", "cosine", "linear"] = Field("constant", description="Decay after warm-up.")
+    lr_schedule: Literal["constant", "cosine", "linear"] = Field(
+        "constant", description="Decay after the learning-rate warm-up."
+    )
     lr_warmup_steps: int = Field(0, ge=0, description="Linear learning-rate warm-up steps.")
     weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay.")
     adam_betas: tuple[float, float] = Field((0.9, 0.999), description="AdamW betas.")
@@ -331,7 +479,9 @@ class TrainConfig(Section):
         ge=1,
         description="Stop (with a checkpoint) after this many consecutive steps with a non-finite loss.",
     )
-    warmup: WarmupConfig = Field(default_factory=WarmupConfig, description="Supervised warm-up stage.")
+    sft: SftConfig = Field(
+        default_factory=SftConfig, description="Supervised fine-tuning on (prompt, answer) pairs before RL."
+    )
 
     @field_validator("adam_betas")
     @classmethod
@@ -381,9 +531,7 @@ class CheckpointConfig(Section):
 class BackendConfig(Section):
     """Where things run."""
 
-    kind: Literal["local", "ray"] = Field("local", description="local = one process; ray = actors on a cluster.")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="Device of the learner (auto = cuda if any).")
-    ray_address: str | None = Field(None, description="Ray cluster address (None = start a local one).")
 
 
 class AsyncTrainingConfig(Section):
@@ -406,17 +554,6 @@ class AsyncTrainingConfig(Section):
         le=16.0,
         description="Prompts in flight per batch, as a multiple of the batch's prompts (with partial_rollouts).",
     )
-    selective_rollouts: bool = Field(
-        False,
-        description="GRESO: skip, before generating, prompts whose reward history predicts a group with equal "
-        "rewards (all correct or all wrong); the skip probability adapts toward target_zero_variance.",
-    )
-    target_zero_variance: float = Field(
-        0.25,
-        gt=0.0,
-        lt=1.0,
-        description="GRESO's target share of rolled-out groups with equal rewards (a third easy, two thirds hard).",
-    )
     producer_threads: int = Field(
         0,
         ge=0,
@@ -435,11 +572,6 @@ class AsyncTrainingConfig(Section):
             raise ValueError(
                 "async_training.overprovision acts only with partial_rollouts. Set partial_rollouts: true, or "
                 "remove overprovision."
-            )
-        if not self.selective_rollouts and self.target_zero_variance != 0.25:
-            raise ValueError(
-                "async_training.target_zero_variance acts only with selective_rollouts. Set selective_rollouts: "
-                "true, or remove target_zero_variance."
             )
         return self
 
@@ -489,15 +621,16 @@ class RunConfig(Section):
                 "reward. Set kl_coef > 0 or kl_in_reward: false."
             )
         algorithm = self.algorithm
-        if algorithm.critic != CriticConfig() and algorithm.advantage != "gae":
+        uses_critic = algorithm.needs_critic()
+        if algorithm.critic != CriticConfig() and not uses_critic:
             raise ValueError(
                 f"algorithm.critic differs from its defaults but algorithm.advantage is {algorithm.advantage!r}, "
                 "which uses no critic. Set algorithm.advantage: gae, or leave algorithm.critic at its defaults."
             )
-        if algorithm.critic.warmup_steps >= self.train.steps > 0 and algorithm.advantage == "gae":
+        if algorithm.critic.critic_only_steps >= self.train.steps > 0 and uses_critic:
             raise ValueError(
-                f"algorithm.critic.warmup_steps ({algorithm.critic.warmup_steps}) >= train.steps ({self.train.steps}): "
-                "the policy would never train. Lower the critic warm-up or raise train.steps."
+                f"algorithm.critic.critic_only_steps ({algorithm.critic.critic_only_steps}) >= train.steps "
+                f"({self.train.steps}): the policy would never train. Lower critic_only_steps or raise train.steps."
             )
         critic = algorithm.critic
         if critic.count > rollout.group_size:
@@ -511,9 +644,8 @@ class RunConfig(Section):
                 "(algorithm.critic.count >= 2), whose critics' disagreement they rank; set count: 2 or leave them."
             )
         self._async_rules()
-        self._decoupled_cap_rule()
-        if self.backend.kind != "ray" and self.backend.ray_address is not None:
-            raise ValueError("backend.ray_address is set but backend.kind is not 'ray'. Set backend.kind: ray.")
+        # After the async rules, which may make `decoupled` the correction.
+        algorithm.check_plugins()
         return self
 
     def _async_rules(self) -> None:
@@ -521,12 +653,29 @@ class RunConfig(Section):
         default correction becomes `decoupled` (AReaL), and `none` is refused rather than silently wrong."""
         algorithm = self.algorithm
         if self.pipeline == "sync":
+            if self.async_training.partial_rollouts:
+                raise ValueError(
+                    "async_training.partial_rollouts continues responses under newer weights, which a synchronous "
+                    "step never has: pipeline 'sync' generates every batch with the weights that train on it "
+                    "(staleness 0). Set pipeline: async with max_staleness >= 1, or partial_rollouts: false."
+                )
             if self.async_training != AsyncTrainingConfig():
                 raise ValueError(
                     "async_training differs from its defaults but pipeline is 'sync', which never runs ahead. "
                     "Set pipeline: async, or leave async_training at its defaults."
                 )
             return
+        if self.rollout.placement == "colocated":
+            raise ValueError(
+                "rollout.placement 'colocated' generates with the learner's own module, but pipeline: async "
+                "generates while the learner updates: the producer would sample from weights the learner is "
+                "changing mid-call. Set placement: thread (hf), process (hf or vllm), or auto."
+            )
+        if self.rollout.engine not in ("auto", "hf", "vllm"):
+            raise ValueError(
+                f"pipeline: async generates on its own copy of the weights, with the hf or vllm engine, not your "
+                f"engine {self.rollout.engine!r}. Set rollout.engine: hf or vllm, or pipeline: sync."
+            )
         if algorithm.correction == "none":
             if "correction" in algorithm.model_fields_set:
                 raise ValueError(
@@ -534,14 +683,3 @@ class RunConfig(Section):
                     "'none', which ignores the gap. Use decoupled (the async default), tis or icepop."
                 )
             algorithm.correction = "decoupled"
-
-    def _decoupled_cap_rule(self) -> None:
-        """The cap masks tokens by the decoupled weight π_prox / π_behaviour, so it only acts under
-        `correction: decoupled`; checked after `_async_rules`, which may make decoupled the default."""
-        algorithm = self.algorithm
-        if algorithm.decoupled_cap is not None and algorithm.correction != "decoupled":
-            raise ValueError(
-                f"algorithm.decoupled_cap is set but algorithm.correction is {algorithm.correction!r}, which has no "
-                "decoupled importance weight to cap. Set algorithm.correction: decoupled, or remove decoupled_cap "
-                "(tis truncates its weight at tis_cap; icepop masks outside [icepop_low, icepop_high])."
-            )

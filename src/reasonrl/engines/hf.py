@@ -202,12 +202,12 @@ class HFEngine:
         """Nothing to release: the model belongs to whoever built it."""
 
 
-def hf_engine_from_folder(model_dir: str, *, seed: int = 0) -> HFEngine:
-    """An hf engine on a Hugging Face folder's own weights, on CPU: what an `EngineProcess` builds when it
-    runs the hf engine in a process of its own."""
+def hf_engine_from_folder(model_dir: str, *, seed: int = 0, device: str = "cpu") -> HFEngine:
+    """An hf engine on a Hugging Face folder's own weights, on `device`: what an `EngineProcess` builds when it
+    runs the hf engine in a process of its own (`rollout.placement: process`)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    model = AutoModelForCausalLM.from_pretrained(model_dir).eval()
+    model = AutoModelForCausalLM.from_pretrained(model_dir).to(device).eval()
     return HFEngine(model, AutoTokenizer.from_pretrained(model_dir), seed=seed)
 
 

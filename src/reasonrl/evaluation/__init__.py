@@ -5,9 +5,12 @@
   Best-of-Majority, pure functions of answer classes and scores; `parse_strategy("best_of_majority?alpha=0.3")`.
 - `scaling.py`: accuracy against N = 1, 2, 4, ... for each strategy on shared subsets of stored samples, with
   bootstrap intervals over problems; `particles.py`: particle filtering with any rollout engine.
-- `records.py` stores samples as jsonl; `report.py` writes report.json / report.md / accuracy_vs_n.png.
+- `records.py` stores samples as jsonl; `annotate.py` fills in their verifier scores, answers, answer classes
+  and scorer scores (`scorers.py`: logprob, reward:NAME, rm:PATH); `report.py` writes report.json /
+  report.md / accuracy_vs_n.png.
+- `heldout.py`: held-out accuracy during training (the training pipelines call it).
 
-`reasonrl eval` (`pipelines/eval_run.py`) wires them together; see docs/evaluation.md.
+`reasonrl eval` (`pipelines/evaluation.py`) wires them together; see docs/evaluation.md.
 """
 
 from reasonrl.evaluation.metrics import bootstrap_interval, n_schedule, pass_at_k

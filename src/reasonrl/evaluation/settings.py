@@ -8,7 +8,7 @@ from pydantic import Field, field_validator, model_validator
 
 from reasonrl.config.base import Section
 from reasonrl.config.schema import PromptFormat
-from reasonrl.evaluation.strategies import DEFAULT_STRATEGIES, parse_strategy
+from reasonrl.evaluation.strategies import DEFAULT_STRATEGIES, generates_responses, parse_strategy
 
 
 class EvalSettings(Section):
@@ -58,7 +58,7 @@ class EvalSettings(Section):
             raise ValueError("give MODEL and --data SPEC to generate, or --samples FILE to re-score stored samples")
         if self.samples is not None and self.data is not None:
             raise ValueError("--samples re-scores stored samples, whose problems are in the file; drop --data")
-        needs_model = any(s.partition("?")[0] == "particle_filter" for s in self.strategies)
+        needs_model = any(generates_responses(s.partition("?")[0]) for s in self.strategies)
         if needs_model and self.model is None:
             raise ValueError("particle_filter generates its own responses; give MODEL as well")
         return self

@@ -5,23 +5,34 @@ share a class, `NO_ANSWER` never votes) and, for the scored ones, one score per 
 index of the chosen response, whose verifier score is then the strategy's accuracy on that problem. Ties
 go to the response seen first. Formulas and sources: ../shared/reference/algorithms.md, section A.
 
+Strategies are registered in `STRATEGIES` (a `reasonrl.plugins.Registry`, so `path/to/file.py:name` selects
+your own): a selection strategy is `fn(classes, scores, *, <options>) -> index`, and one that ranks by scores
+declares `scorer: str` among its options, which names the scores the evaluation computes and passes in.
+`particle_filter` generates its own responses; its entry is its options model (`generates_responses`).
+
 On the command line a strategy is one string, `NAME[?key=value&...]`, e.g. `best_of_n?scorer=rm:runs/rm` or
-`best_of_majority?alpha=0.3`; the keys are the fields of its options model below.
+`best_of_majority?alpha=0.3`; the keys are its options.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 from urllib.parse import parse_qsl
 
 import yaml
 from pydantic import Field, ValidationError
 
 from reasonrl.config.base import Section
-from reasonrl.config.errors import config_error, suggest
+from reasonrl.config.errors import config_error
+from reasonrl.plugins import Registry
 from reasonrl.rewards.equivalence import NO_ANSWER, majority_class
+
+STRATEGIES: Registry[Callable[..., Any]] = Registry(
+    "test-time strategy",
+    call="fn(classes: list[int], scores: list[float], *, <options>) -> index of the chosen response",
+)
 
 SCORER_HELP = (
     "logprob (the response's mean token log-prob, as exp(mean) in (0, 1]), reward:NAME (a reward function: "
@@ -29,18 +40,21 @@ SCORER_HELP = (
 )
 
 
+@STRATEGIES.register("majority")
 def majority_vote(classes: Sequence[int], scores: Sequence[float] | None = None) -> int:
     """Self-consistency (Wang et al. 2022, arXiv 2203.11171): a response of the most frequent answer."""
     winner = majority_class(classes)
     return classes.index(winner) if winner != NO_ANSWER else 0
 
 
-def best_of_n(classes: Sequence[int], scores: Sequence[float]) -> int:
-    """Best-of-N: the response the scorer likes best, whatever its answer."""
+@STRATEGIES.register("best_of_n")
+def best_of_n(classes: Sequence[int], scores: Sequence[float], *, scorer: str = "logprob") -> int:
+    """Best-of-N: the response the scorer likes best, whatever its answer (`scorer`: see SCORER_HELP)."""
     return max(range(len(scores)), key=scores.__getitem__)
 
 
-def weighted_majority(classes: Sequence[int], scores: Sequence[float]) -> int:
+@STRATEGIES.register("weighted_majority")
+def weighted_majority(classes: Sequence[int], scores: Sequence[float], *, scorer: str = "logprob") -> int:
     """Weighted majority: the answer with the largest sum of scores (negative scores count as 0), answered
     by its best-scored response."""
     totals: dict[int, float] = {}
@@ -53,9 +67,17 @@ def weighted_majority(classes: Sequence[int], scores: Sequence[float]) -> int:
     return _best_in(classes, scores, {winner})
 
 
-def best_of_majority(classes: Sequence[int], scores: Sequence[float], alpha: float) -> int:
+@STRATEGIES.register("best_of_majority")
+def best_of_majority(
+    classes: Sequence[int],
+    scores: Sequence[float],
+    *,
+    alpha: Annotated[float, Field(gt=0, le=1)] = 0.2,
+    scorer: str = "logprob",
+) -> int:
     """Best-of-Majority (Di et al. 2025, arXiv 2510.03199): keep the answers whose share of the N responses is
-    at least `alpha`, then the best-scored response among them.
+    at least `alpha`, then the best-scored response among them. The paper ties alpha to 1/C*, the inverse
+    coverage; its experimental value is not published, so tune it.
 
     Filtering by frequency first is what keeps a noisy scorer from picking a rare answer it happens to over-
     rate, so accuracy does not fall as N grows (best-of-N's failure). When no answer reaches `alpha`, the
@@ -76,30 +98,10 @@ def _best_in(classes: Sequence[int], scores: Sequence[float], allowed: set[int])
     return max(members, key=scores.__getitem__)
 
 
-class MajorityOptions(Section):
-    """`majority`: self-consistency; no options (its accuracy at N is maj@N)."""
-
-
-class ScoredOptions(Section):
-    """`best_of_n`, `weighted_majority`: select by a scorer."""
-
-    scorer: str = Field("logprob", min_length=1, description=f"Scorer: {SCORER_HELP}.")
-
-
-class BestOfMajorityOptions(ScoredOptions):
-    """`best_of_majority`: frequency filter, then the scorer."""
-
-    alpha: float = Field(
-        0.2,
-        gt=0,
-        le=1,
-        description="Keep answers whose share of the N responses is at least alpha (the paper ties it to "
-        "1/C*, the inverse coverage; its experimental value is not published, so tune it).",
-    )
-
-
 class ParticleFilterOptions(Section):
     """`particle_filter`: step-wise particle filtering (Puri et al. 2025, arXiv 2502.01618)."""
+
+    generates_responses: ClassVar[bool] = True
 
     scorer: str = Field(
         "logprob",
@@ -120,39 +122,31 @@ class ParticleFilterOptions(Section):
     )
 
 
-@dataclass(frozen=True)
-class StrategyKind:
-    """A strategy's options model and, for selection strategies, its selection function."""
-
-    options: type[Section]
-    select: Callable[..., int] | None
-
-
-STRATEGIES: dict[str, StrategyKind] = {
-    "majority": StrategyKind(MajorityOptions, majority_vote),
-    "best_of_n": StrategyKind(ScoredOptions, best_of_n),
-    "weighted_majority": StrategyKind(ScoredOptions, weighted_majority),
-    "best_of_majority": StrategyKind(BestOfMajorityOptions, best_of_majority),
-    "particle_filter": StrategyKind(ParticleFilterOptions, None),
-}
+STRATEGIES.register("particle_filter")(ParticleFilterOptions)
 
 _TEXT_KEYS = ("scorer", "delimiter")
 
 DEFAULT_STRATEGIES: tuple[str, ...] = ("majority", "best_of_n", "weighted_majority", "best_of_majority")
 
 
+def generates_responses(name: str) -> bool:
+    """Whether strategy `name` generates its own responses (particle filtering) rather than selecting."""
+    return bool(getattr(STRATEGIES.get(name), "generates_responses", False))
+
+
 @dataclass(frozen=True)
 class StrategySpec:
-    """A parsed strategy string: its name and validated options."""
+    """A parsed strategy string: its name and its checked options."""
 
     name: str
-    options: Any
+    options: dict[str, Any]
 
     @property
     def label(self) -> str:
         """How reports name it: the name and the options that differ from their defaults,
         `best_of_majority(alpha=0.3)`."""
-        changed = self.options.model_dump(exclude_defaults=True)
+        defaults = {key: p.default for key, p in STRATEGIES.options(self.name).items()}
+        changed = {key: value for key, value in self.options.items() if value != defaults.get(key)}
         inner = ", ".join(
             f"{key}={value!r}" if key == "delimiter" else f"{key}={value}" for key, value in changed.items()
         )
@@ -160,26 +154,31 @@ class StrategySpec:
 
     @property
     def scorer(self) -> str | None:
-        return getattr(self.options, "scorer", None)
+        """The scorer whose scores it ranks by, when it declares one."""
+        declared = STRATEGIES.options(self.name).get("scorer")
+        return None if declared is None else self.options.get("scorer", declared.default)
 
     def select(self, classes: Sequence[int], scores: Sequence[float]) -> int:
         """The chosen response's index; only for selection strategies (not particle_filter)."""
-        function = STRATEGIES[self.name].select
-        if function is None:
+        if generates_responses(self.name):
             raise ValueError(f"{self.name} generates its own responses; it does not select among stored ones")
-        extra = {"alpha": self.options.alpha} if self.name == "best_of_majority" else {}
-        return function(classes, scores, **extra)
+        return int(STRATEGIES.get(self.name)(classes, scores, **self.options))
+
+    def particle_options(self) -> ParticleFilterOptions:
+        """The particle filter's settings (only for `particle_filter`)."""
+        return ParticleFilterOptions(**self.options)
 
 
 def parse_strategy(text: str) -> StrategySpec:
     """`NAME[?key=value&...]` as a `StrategySpec`; a ValueError naming the valid names or keys otherwise."""
     name, _, query = text.strip().partition("?")
-    if name not in STRATEGIES:
-        raise ValueError(f"unknown strategy {name!r}{suggest(name, STRATEGIES)}; choose one of {list(STRATEGIES)}")
+    STRATEGIES.known(name)
     # Scorers and delimiters are text as typed (a delimiter may be a lone newline, `%0A`); the rest is YAML.
     values = {key: raw if key in _TEXT_KEYS else yaml.safe_load(raw) for key, raw in parse_qsl(query)}
-    model = STRATEGIES[name].options
-    try:
-        return StrategySpec(name, model.model_validate(values))
-    except ValidationError as exc:
-        raise config_error(model, exc, f"strategy {text!r}") from None
+    options = STRATEGIES.check(name, values, where=f"strategy {text!r}")
+    if generates_responses(name):
+        try:
+            ParticleFilterOptions(**options)
+        except ValidationError as exc:
+            raise config_error(ParticleFilterOptions, exc, f"strategy {text!r}") from None
+    return StrategySpec(name, options)

@@ -1,15 +1,14 @@
 """Asynchronous RL: a rollout producer generates ahead of the learner, at most `max_staleness` versions.
 
 The learner loop reads like the sync one: take the next generated batch, drop groups older than the bound
-(their prompts go back to the producer), score, `learn` (the sync pipeline's own step), then publish the new
-weights to the producer. The loss is the decoupled objective (`algorithm.correction: decoupled` by default
-in async mode): it clips against the learner's pre-update policy and importance-weights by its ratio to
-the behaviour policy that sampled each token. See docs/async.md.
+(their prompts go back to the producer), score, `learn` (`pipelines/step.py`, shared with the sync pipeline),
+then publish the new weights to the producer. The loss is the decoupled objective (`algorithm.correction:
+decoupled` by default in async mode): it clips against the learner's pre-update policy and importance-weights
+by its ratio to the behaviour policy that sampled each token. See docs/async.md.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Callable
@@ -19,33 +18,30 @@ from typing import Any
 
 import torch
 from rich.console import Console
-from transformers import AutoModelForCausalLM
 
 from reasonrl.config import RunConfig
-from reasonrl.engines.factory import choose_engine
-from reasonrl.engines.hf import HFEngine
-from reasonrl.engines.remote import EngineProcess
-from reasonrl.engines.vllm import VLLMEngine
-from reasonrl.pipelines.setup import Run, build_run, max_model_len
-from reasonrl.pipelines.sync import (
+from reasonrl.engines.base import StreamingEngine
+from reasonrl.engines.factory import build_placed_engine
+from reasonrl.pipelines.setup import Run, build_run, learner_weights, max_model_len
+from reasonrl.pipelines.step import (
     finish,
     held_out,
     learn,
     measure_before,
     progress_display,
     stop_if_nonfinite,
+    write_checkpoint,
 )
 from reasonrl.rewards import RewardPool
 from reasonrl.rewards.majority_labels import MajorityLabelPool, training_reward_pool, verifier_pool
 from reasonrl.rollout.collect import score_samples
-from reasonrl.rollout.greso import SelectiveRollouts
 from reasonrl.rollout.metrics import rollout_metrics
 from reasonrl.rollout.producer import RolloutProducer, weight_snapshot
 from reasonrl.rollout.samples import Sample
 from reasonrl.rollout.scheduler import SchedulerSettings
 from reasonrl.rollout.staleness import split_by_staleness, staleness_metrics
 from reasonrl.tracking import Stopwatch
-from reasonrl.training.checkpoint import TRAINER_FILE, latest_checkpoint, save_checkpoint
+from reasonrl.training.checkpoint import latest_checkpoint, load_producer_state
 from reasonrl.training.models import thread_budget
 
 logger = logging.getLogger(__name__)
@@ -60,26 +56,22 @@ class AsyncHooks:
     on_update: Callable[[int], None] | None = None
 
 
-def generation_engine(run: Run, seed: int) -> HFEngine | EngineProcess:
+def generation_engine(run: Run, seed: int) -> StreamingEngine:
     """The producer's engine, on its own copy of the learner's (merged) weights so that generation and
-    updates overlap: an hf engine on this process's threads, or, for `rollout.engine: vllm` (or auto on a
-    GPU), vLLM in a process of its own, started from those weights written as a Hugging Face folder."""
-    learner, config = run.learner, run.config
-    base = learner.model.get_base_model() if learner.lora else learner.model  # type: ignore[attr-defined]
-    model = AutoModelForCausalLM.from_config(base.config, dtype=base.dtype)
-    model.load_state_dict(dict(learner.engine_weights()))
-    if choose_engine(config.rollout.engine) != "vllm":
-        return HFEngine(model.to(learner.device).eval(), learner.tokenizer, seed=seed)
-    folder = run.directory.root / "engine_model"
-    model.save_pretrained(folder)
-    learner.tokenizer.save_pretrained(folder)
-    options = {
-        "model_dir": str(folder),
-        "seed": seed,
-        "dtype": config.model.dtype,
-        "max_model_len": max_model_len(learner),
-    }
-    return EngineProcess(VLLMEngine, options, learner.tokenizer)
+    updates overlap (`rollout.placement`; auto: an hf engine on the producer's thread, or, for
+    `rollout.engine: vllm` or auto on a GPU, vLLM in a worker process)."""
+    config = run.config
+    return build_placed_engine(  # type: ignore[return-value]  # the hf engine and EngineProcess both stream
+        config.rollout.engine,
+        config.rollout.placement,
+        learner_weights(run.learner),
+        pipeline="async",
+        work_dir=run.directory.root,
+        seed=seed,
+        dtype=config.model.dtype,
+        max_model_len=max_model_len(run.learner),
+        options=config.rollout.engine_options,
+    )
 
 
 def thread_split(run: Run) -> tuple[int, int]:
@@ -104,36 +96,21 @@ def build_producer(
     prompts first, same RNG. It scores with `pool`, its own (the learner's pool serves held-out evaluation),
     and, with a shaped reward, decides correctness with `verify` as it scores (GRESO reads it there)."""
     config = run.config
-    rollout, asynchronous, algorithm = config.rollout, config.async_training, config.algorithm
+    asynchronous = config.async_training
     engine = generation_engine(run, config.train.seed)
     engine.version = run.version
-    settings = SchedulerSettings(
-        prompts_per_batch=rollout.batch_size // rollout.group_size,
-        group_size=rollout.group_size,
-        max_staleness=asynchronous.max_staleness,
-        partial_rollouts=asynchronous.partial_rollouts,
-        overprovision=asynchronous.overprovision,
-        dynamic_sampling=algorithm.dynamic_sampling,
-        max_extra_prompts=algorithm.dynamic_sampling_max_extra_prompts,
-    )
+    settings = SchedulerSettings.of(config)
     if asynchronous.partial_rollouts and asynchronous.max_staleness == 1:
         logger.warning(
             "partial rollouts with async_training.max_staleness 1 leave no version of headroom: when the producer "
             "waits at its bound, every response a batch leaves unfinished is too old for the next one and "
             "restarts (partial/dropped_token_share); max_staleness 2 lets them continue"
         )
-    selective = (
-        SelectiveRollouts(target_zero_variance=asynchronous.target_zero_variance, seed=config.train.seed)
-        if asynchronous.selective_rollouts
-        else None
-    )
     checkpoint = latest_checkpoint(run.directory.checkpoints_dir) if resumed else None
-    saved = {}
+    saved: dict[str, Any] = {}
     if checkpoint is not None:
-        # Memory-mapped: only the RNG state is read, not the optimizer state restore() already loaded.
-        trainer = torch.load(checkpoint / TRAINER_FILE, mmap=True, weights_only=False)
-        engine.set_rng_state(trainer.get("producer_rng", trainer["engine_rng"]))  # older checkpoints: one engine
-        saved = json.loads((checkpoint / "state.json").read_text())
+        producer_rng, saved = load_producer_state(checkpoint)
+        engine.set_rng_state(producer_rng)
     by_id = {p.id: p for p in run.sampler.prompts}
     producer = RolloutProducer(
         engine,
@@ -145,7 +122,7 @@ def build_producer(
         version=run.version,
         last_index=config.train.steps,
         pending=[by_id[prompt_id] for prompt_id in saved.get("outstanding", [])],
-        selective=selective,
+        selective=settings.selective(config),
         on_generate=hooks.on_generate,
         num_threads=num_threads,
     )
@@ -191,23 +168,12 @@ def overlap_metrics(step_seconds: float, training_idle: float, generate_seconds:
 
 
 def checkpoint(run: Run, producer: RolloutProducer) -> None:
-    """The sync checkpoint plus the producer's outstanding prompts; the sampler cursor is the producer's.
-    The producer pauses between two decode steps, so its RNG and responses in flight are read at one
-    moment without waiting for the generate call in progress."""
+    """The run's checkpoint plus the producer's engine RNG, outstanding prompts and responses in flight; the
+    sampler cursor is the producer's. The producer pauses between two decode steps, so its state is read at
+    one moment without waiting for the generate call in progress."""
     with producer.paused():
         producer_state, producer_rng = producer.state_dict(), producer.engine_rng_state()
-    save_checkpoint(
-        run.directory.checkpoints_dir,
-        run.step,
-        save_model=run.learner.save_model,
-        trainer_state={
-            "learner": run.learner.state_dict(),
-            "engine_rng": run.engine.rng_state(),
-            "producer_rng": producer_rng,
-        },
-        pipeline_state={**producer_state, "version": run.version, "history": run.history},
-        keep_last=run.config.checkpoint.keep_last,
-    )
+    write_checkpoint(run, trainer_state={"producer_rng": producer_rng}, pipeline_state=producer_state)
 
 
 def train(
@@ -215,14 +181,14 @@ def train(
     *,
     resume: bool = False,
     console: Console | None = None,
-    on_warmup_step: Callable[[int, dict[str, float]], None] | None = None,
+    on_sft_step: Callable[[int, dict[str, float]], None] | None = None,
     hooks: AsyncHooks | None = None,
 ) -> dict[str, Any]:
     """Run (or resume) an async training run; returns the summary also written to `summary.json`."""
     started = time.perf_counter()
     hooks = hooks or AsyncHooks()
     with ExitStack() as cleanup:  # closed in reverse (producer, pools, run), also when building a part fails
-        run = build_run(config, resume=resume, warmup_log=on_warmup_step, engine="hf")
+        run = build_run(config, resume=resume, sft_log=on_sft_step, engine="hf")
         cleanup.callback(run.close)
         pool = training_reward_pool(config.algorithm.reward)
         cleanup.callback(pool.close)

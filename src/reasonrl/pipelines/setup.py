@@ -1,7 +1,7 @@
 """Everything a training run is made of, built from the config (or restored from a checkpoint).
 
-The sync loop in `pipelines/sync.py` only calls into these parts; building them, including the supervised
-warm-up stage and resume, happens here so the loop reads top to bottom in one screen.
+The sync loop in `pipelines/sync.py` only calls into these parts; building them, including supervised
+fine-tuning (train.sft) and resume, happens here so the loop reads top to bottom in one screen.
 """
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ import numpy as np
 import torch
 
 from reasonrl.config import RunConfig, dump_config
-from reasonrl.config.schema import WarmupConfig
+from reasonrl.config.schema import SftConfig
 from reasonrl.data import Prompt, PromptSampler, heldout_prompts, load_source
 from reasonrl.engines.base import Engine, SamplingSettings
-from reasonrl.engines.factory import build_engine
+from reasonrl.engines.factory import LearnerWeights, build_placed_engine
 from reasonrl.models.resolve import resolve_model_path
 from reasonrl.rewards import RewardPool
 from reasonrl.rewards.failures import RewardFailureWatch
@@ -30,7 +30,7 @@ from reasonrl.tracking import RunDirectory, Tracker
 from reasonrl.training.checkpoint import latest_checkpoint, load_checkpoint, restore_rng_states
 from reasonrl.training.learner import Learner
 from reasonrl.training.models import configure_threads, load_policy, load_tokenizer, pick_device
-from reasonrl.training.sft import supervised_warmup
+from reasonrl.training.sft import supervised_finetune
 
 
 @dataclass
@@ -51,7 +51,7 @@ class Run:
     eval_sampling: SamplingSettings
     step: int = 0
     version: int = 0
-    history: dict[str, Any] = field(default_factory=dict)  # accuracy before RL, warm-up metrics, ...
+    history: dict[str, Any] = field(default_factory=dict)  # accuracy before RL, sft metrics, ...
     # Stops the run when the reward fails on every sample of several steps (algorithm.reward.max_failed_steps).
     reward_failures: RewardFailureWatch = field(default_factory=RewardFailureWatch)
 
@@ -69,18 +69,19 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def warmup_targets(prompts: list[Prompt], tokenizer: Any) -> list[list[int]]:
+def sft_targets(prompts: list[Prompt], tokenizer: Any) -> list[list[int]]:
     """The supervised target of each prompt: its answer, then the end-of-turn token."""
     eos = tokenizer.eos_token_id
     return [tokenizer(str(p.answer), add_special_tokens=False)["input_ids"] + [eos] for p in prompts]
 
 
-def warmed_up_model(config: RunConfig, base: Path, directory: RunDirectory, prompts: list[Prompt], log: Any) -> Path:
-    """The folder RL starts from: `base`, or `base` after the supervised warm-up (built once per run)."""
-    warmup: WarmupConfig = config.train.warmup
-    if warmup.steps == 0:
+def start_model(config: RunConfig, base: Path, directory: RunDirectory, prompts: list[Prompt], log: Any) -> Path:
+    """The folder RL starts from: `base`, or `base` after supervised fine-tuning (`train.sft`, built once per
+    run into RUN_DIR/sft_model)."""
+    sft: SftConfig = config.train.sft
+    if sft.steps == 0:
         return base
-    target = directory.root / "warmup_model"
+    target = directory.root / "sft_model"
     if (target / "config.json").is_file():
         return target
     device = pick_device(config.backend.device)
@@ -91,18 +92,18 @@ def warmed_up_model(config: RunConfig, base: Path, directory: RunDirectory, prom
         device,
     )
     encode = PromptEncoder(tokenizer, config.data.format)
-    supervised_warmup(
+    supervised_finetune(
         model,
         [encode(p) for p in prompts],
-        warmup_targets(prompts, tokenizer),
-        warmup,
+        sft_targets(prompts, tokenizer),
+        sft,
         pad_id=int(tokenizer.pad_token_id),
         token_budget=config.train.micro_batch_tokens,
         seed=config.train.seed,
         grad_clip=config.train.grad_clip,
         on_step=lambda step, metrics: log(step, metrics),
     )
-    staging = Path(tempfile.mkdtemp(prefix=".warmup-", dir=directory.root))
+    staging = Path(tempfile.mkdtemp(prefix=".sft-", dir=directory.root))
     model.save_pretrained(staging)
     tokenizer.save_pretrained(staging)
     if target.exists():
@@ -111,10 +112,10 @@ def warmed_up_model(config: RunConfig, base: Path, directory: RunDirectory, prom
     return target
 
 
-def build_run(config: RunConfig, *, resume: bool = False, warmup_log: Any = None, engine: str | None = None) -> Run:
+def build_run(config: RunConfig, *, resume: bool = False, sft_log: Any = None, engine: str | None = None) -> Run:
     """Build every part of a run; with `resume`, restore the newest checkpoint of `config.logging.run_dir`.
-    `engine` overrides `rollout.engine` (the async pipeline generates elsewhere and keeps the free
-    colocated hf engine here)."""
+    `engine` overrides `rollout.engine` and `rollout.placement` with that engine colocated (the async pipeline
+    generates elsewhere and keeps the free colocated hf engine here, for held-out evaluation)."""
     seed_everything(config.train.seed)
     configure_threads(config.train.num_threads)
     directory = RunDirectory.create(config.logging.run_dir, config_text=dump_config(config), resume=resume)
@@ -126,7 +127,7 @@ def build_run(config: RunConfig, *, resume: bool = False, warmup_log: Any = None
         else heldout_prompts(config.data.train, size=config.eval.max_prompts, train_prompts=train_prompts)
     )
     base = resolve_model_path(config.model.path)
-    start = warmed_up_model(config, base, directory, train_prompts, warmup_log or (lambda step, m: None))
+    start = start_model(config, base, directory, train_prompts, sft_log or (lambda step, m: None))
 
     checkpoint = latest_checkpoint(directory.checkpoints_dir) if resume else None
     lora = config.model.lora.enabled
@@ -147,14 +148,16 @@ def build_run(config: RunConfig, *, resume: bool = False, warmup_log: Any = None
     )
     if checkpoint is not None and lora:
         learner.load_adapter(checkpoint / "model")
-    rollout_engine = build_engine(
+    rollout_engine = build_placed_engine(
         engine or rollout.engine,
-        model=learner.model,
-        tokenizer=learner.tokenizer,
-        model_dir=policy_folder,
+        "colocated" if engine is not None else rollout.placement,
+        learner_weights(learner, policy_folder),
+        pipeline=config.pipeline,
+        work_dir=directory.root,
         seed=config.train.seed,
         dtype=config.model.dtype,
         max_model_len=max_model_len(learner),
+        options=rollout.engine_options if engine is None else None,
     )
     reward = config.algorithm.reward
     run = Run(
@@ -186,6 +189,13 @@ def build_run(config: RunConfig, *, resume: bool = False, warmup_log: Any = None
     if checkpoint is not None:
         restore(run, checkpoint)
     return run
+
+
+def learner_weights(learner: Learner, model_dir: Path | None = None) -> LearnerWeights:
+    """The learner's side of an engine (`engines.factory.build_placed_engine`): its module, its full weights
+    with LoRA merged in, and `model_dir`, a folder of its starting weights (what a colocated vLLM loads)."""
+    base = learner.model.get_base_model() if learner.lora else learner.model  # type: ignore[attr-defined]
+    return LearnerWeights(learner.model, base, learner.tokenizer, learner.engine_weights, learner.device, model_dir)
 
 
 def max_model_len(learner: Learner) -> int:

@@ -13,11 +13,11 @@ Importing this package is cheap; math-verify, sympy and reasoning-gym load when 
 
 from reasonrl.rewards.deadline import DeadlineExceeded, call_with_deadline
 from reasonrl.rewards.pool import RewardPool
-from reasonrl.rewards.registry import VERIFIER_NAMES, Verifier, get_verifier
-from reasonrl.rewards.scoring import RewardResult, Term
+from reasonrl.rewards.registry import VERIFIERS, Verifier, get_verifier
+from reasonrl.rewards.single_response import RewardResult, Term
 
 __all__ = [
-    "VERIFIER_NAMES",
+    "VERIFIERS",
     "DeadlineExceeded",
     "RewardPool",
     "RewardResult",

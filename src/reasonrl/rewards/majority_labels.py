@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from reasonrl.data.records import Prompt
 from reasonrl.rewards.equivalence import NO_ANSWER, answer_key, group_answers, majority_class
 from reasonrl.rewards.pool import RewardPool
-from reasonrl.rewards.scoring import RewardResult
+from reasonrl.rewards.single_response import RewardResult
 
 if TYPE_CHECKING:
     from reasonrl.config.schema import RewardConfig

@@ -3,7 +3,7 @@
 Each worker scores small chunks of samples and reports every result as soon as it has it, so the pool
 always knows which sample a worker is on and since when. Three layers keep a bad reward contained:
 
-1. inside the worker, a reward that raises scores 0 with its error (`scoring.score_sample`);
+1. inside the worker, a reward that raises scores 0 with its error (`single_response.score_sample`);
 2. inside the worker, a soft wall-clock limit (the main-thread timer of `deadline.py`) stops a slow one;
 3. in the pool, a worker that passes the limit plus a grace period without answering (a hang in C code that
    no signal interrupts) is killed, and one that dies (a segfault, `os._exit`, the OOM killer) is noticed.
@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from reasonrl.rewards.deadline import check_seconds
 from reasonrl.rewards.processes import import_path, scoring_context
-from reasonrl.rewards.scoring import RewardResult, Term, score_sample, term_key, verifier_for
+from reasonrl.rewards.single_response import RewardResult, Term, score_sample, term_key, verifier_for
 from reasonrl.rewards.worker import serve
 
 if TYPE_CHECKING:

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from multiprocessing.connection import Connection
 
 from reasonrl.rewards.processes import adopt_import_path
-from reasonrl.rewards.scoring import Term, score_sample, verifier_for
+from reasonrl.rewards.single_response import Term, score_sample, verifier_for
 
 
 def serve(conn: Connection, path: list[str], terms: Sequence[Term], timeout_seconds: float) -> None:

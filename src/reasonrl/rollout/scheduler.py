@@ -1,5 +1,6 @@
-"""What the async producer generates next, and when a batch is ready: partial rollouts, group-wise dynamic
-sampling and selective rollouts.
+"""What the next batch is generated from, and when it is ready: partial rollouts, group-wise dynamic sampling
+and selective rollouts. The one sampling path of both pipelines: the async producer drives it on its
+thread, the sync pipeline in line at staleness 0 (`rollout/batches.py`).
 
 A batch is `prompts_per_batch` finished, scored groups. The scheduler keeps a pool of groups in flight and
 drives the engine until enough are done:
@@ -41,6 +42,7 @@ from typing import Any
 import torch
 
 from reasonrl.algorithms.group_filter import informative_groups
+from reasonrl.config.schema import RunConfig
 from reasonrl.data import Prompt
 from reasonrl.engines.base import FinishReason, Generation, GenerationRequest, SamplingSettings, StreamingEngine
 from reasonrl.rollout.collect import PromptEncoder
@@ -62,7 +64,10 @@ class GenerationStopped(Exception):
 @dataclass
 class Rollout:
     """One response in progress: its tokens so far, their behaviour log-probs and the version of each.
-    `start_version` is -1 until its first token is generated; `finish_reason` is None while unfinished."""
+    `start_version` is -1 until its first token is generated; `finish_reason` is None while unfinished.
+    `text`: the engine's own text of a response one call generated whole without streaming (vLLM's
+    detokenizer drops an incomplete trailing UTF-8 byte that a full decode shows as U+FFFD); None: the text
+    is decoded from the tokens (streamed, continued and restored responses)."""
 
     prompt_ids: list[int]
     response_ids: list[int] = field(default_factory=list)
@@ -70,6 +75,7 @@ class Rollout:
     versions: list[int] = field(default_factory=list)
     start_version: int = -1
     finish_reason: FinishReason | None = None
+    text: str | None = None
 
     def extend(self, generation: Generation, version: int) -> None:
         """Append what one generate call sampled; an aborted response stays unfinished."""
@@ -84,7 +90,7 @@ class Rollout:
         """Drop everything generated (too old to keep); returns how many tokens were dropped."""
         dropped = len(self.response_ids)
         self.response_ids, self.logprobs, self.versions = [], [], []
-        self.start_version, self.finish_reason = -1, None
+        self.start_version, self.finish_reason, self.text = -1, None, None
         return dropped
 
     def to_json(self) -> dict[str, Any]:
@@ -125,6 +131,28 @@ class SchedulerSettings:
     dynamic_sampling: bool = False
     max_extra_prompts: int = 0
 
+    @classmethod
+    def of(cls, config: RunConfig) -> SchedulerSettings:
+        """The settings of `config`'s pipeline: async reads `async_training`; sync is staleness 0 (partial
+        rollouts, which need newer weights mid-response, are refused for it by the config)."""
+        rollout, asynchronous, algorithm = config.rollout, config.async_training, config.algorithm
+        return cls(
+            prompts_per_batch=rollout.batch_size // rollout.group_size,
+            group_size=rollout.group_size,
+            max_staleness=asynchronous.max_staleness if config.pipeline == "async" else 0,
+            partial_rollouts=asynchronous.partial_rollouts,
+            overprovision=asynchronous.overprovision,
+            dynamic_sampling=algorithm.dynamic_sampling,
+            max_extra_prompts=algorithm.dynamic_sampling_max_extra_prompts,
+        )
+
+    def selective(self, config: RunConfig) -> SelectiveRollouts | None:
+        """GRESO's skip rule when `rollout.selective_rollouts` asks for it (seeded by the run)."""
+        rollout = config.rollout
+        if not rollout.selective_rollouts:
+            return None
+        return SelectiveRollouts(target_zero_variance=rollout.target_zero_variance, seed=config.train.seed)
+
     @property
     def headroom(self) -> int:
         """Versions the producer stays short of the staleness bound: one with partial rollouts (when
@@ -140,10 +168,13 @@ class SchedulerSettings:
 
 @dataclass
 class ProducedBatch:
-    """One batch's scored samples (groups adjacent, in draw order) and what producing it cost."""
+    """One batch's scored samples (groups adjacent, in draw order) and what producing it cost. `scored`: every
+    sample scored while producing it, groups adjacent: the batch's, and those dynamic sampling dropped or
+    that wait in the pool for a later batch (the rollout statistics of everything generated)."""
 
     samples: list[Sample]
     metrics: dict[str, float]
+    scored: list[Sample] = field(default_factory=list)
 
 
 @dataclass
@@ -158,6 +189,7 @@ class _Counters:
     extra_prompts: int = 0
     generated_groups: int = 0
     interrupted: int = 0
+    scored: list[Sample] = field(default_factory=list)
 
 
 class RolloutScheduler:
@@ -237,8 +269,9 @@ class RolloutScheduler:
         with self.lock:
             self._restart_stale(index - settings.max_staleness, counters)
         fallback: list[GroupRollout] = []  # groups filtered out, trained on unfiltered if nothing else is left
-        for group in [g for g in self.groups if g.complete and g.samples is None]:  # restored from a checkpoint
-            self._settle(group, counters, fallback)
+        restored = [g for g in self.groups if g.complete and g.samples is None]  # from a checkpoint
+        if restored:
+            self._settle(restored, counters, fallback)
         first_round, resuming = True, False
         # A call cut short by a pause is always continued; without partial rollouts it is continued within
         # this batch even when enough groups are ready, so a checkpoint never changes what is trained.
@@ -252,7 +285,7 @@ class RolloutScheduler:
             first_round = first_round and resuming
         if settings.partial_rollouts and settings.headroom:
             self._finish_expiring(index + 1 - settings.max_staleness, counters, fallback)
-        return self._emit(counters, fallback)
+        return self._emit(index, counters, fallback)
 
     def _finish_expiring(self, next_oldest_allowed: int, counters: _Counters, fallback: list[GroupRollout]) -> None:
         """Finish now the unfinished groups the next batch would restart (begun before its bound) and this
@@ -333,6 +366,11 @@ class RolloutScheduler:
     ) -> bool:
         settings, version = self.settings, self.engine.version
         batch_full = False
+        # Streamed only when something can end the call early (a full batch with partial rollouts, a pause or a
+        # stop); otherwise the call runs to its end and its groups are settled after it, in draw order, with one
+        # reward call (the sync pipeline: engines keep their plain generate path and text, reward workers and
+        # majority labels see the whole batch).
+        stream = settings.partial_rollouts or self.should_abort is not None
         owners = [(g, m) for g in running for m in g.members if m.finish_reason is None]
         requests = []
         for _, member in owners:
@@ -347,17 +385,30 @@ class RolloutScheduler:
             with self.lock:
                 member.extend(generation, version)
             if group.complete:
-                self._settle(group, counters, fallback)
+                self._settle([group], counters, fallback)
             batch_full = (
                 stop_when_full and settings.partial_rollouts and len(self._ready()) >= settings.prompts_per_batch
             )
             return batch_full
 
-        generations = self.engine.generate(requests, self.sampling, on_finish=on_finish, should_abort=self.should_abort)
+        if stream:
+            generations = self.engine.generate(
+                requests, self.sampling, on_finish=on_finish, should_abort=self.should_abort
+            )
+        else:  # the plain `Engine` call: any engine can serve a batch that is never cut short
+            generations = self.engine.generate(requests, self.sampling)
         generated = sum(len(g.response_ids) for g in generations)
         counters.generate_calls += 1
         counters.generated_tokens += generated
         self._tokens["generated"] += generated
+        if not stream:  # nothing aborts a call that cannot be cut short: every response finished
+            with self.lock:
+                for (_, member), generation in zip(owners, generations, strict=True):
+                    whole = not member.response_ids
+                    member.extend(generation, version)
+                    member.text = generation.text if whole else None
+            self._settle([g for g in running if g.complete], counters, fallback)
+            return False
         cut = 0
         with self.lock:
             for (_, member), generation in zip(owners, generations, strict=True):
@@ -371,40 +422,46 @@ class RolloutScheduler:
             counters.aborted += cut
         return interrupted
 
-    def _settle(self, group: GroupRollout, counters: _Counters, fallback: list[GroupRollout]) -> None:
-        """Score a finished group; drop it at once if dynamic sampling finds its rewards all equal."""
-        samples = [
-            Sample(
-                prompt=group.prompt,
-                group_index=0,
-                prompt_ids=m.prompt_ids,
-                response_ids=m.response_ids,
-                behaviour_logprobs=m.logprobs,
-                policy_version=m.versions,
-                finish_reason=m.finish_reason or "length",
-                response_text=self.engine.text(m.response_ids, self.sampling),
-                start_version=m.start_version,
-            )
-            for m in group.members
+    def _settle(self, groups: list[GroupRollout], counters: _Counters, fallback: list[GroupRollout]) -> None:
+        """Score finished groups (one reward call); drop each at once if dynamic sampling finds its rewards
+        all equal."""
+        scored = [
+            [
+                Sample(
+                    prompt=group.prompt,
+                    group_index=0,
+                    prompt_ids=m.prompt_ids,
+                    response_ids=m.response_ids,
+                    behaviour_logprobs=m.logprobs,
+                    policy_version=m.versions,
+                    finish_reason=m.finish_reason or "length",
+                    response_text=m.text if m.text is not None else self.engine.text(m.response_ids, self.sampling),
+                    start_version=m.start_version,
+                )
+                for m in group.members
+            ]
+            for group in groups
         ]
         started = time.perf_counter()
-        self.score(samples)
+        self.score([sample for samples in scored for sample in samples])
         counters.reward_seconds += time.perf_counter() - started
-        counters.generated_groups += 1
-        rewards = [s.reward for s in samples]
-        informative = bool(informative_groups(torch.tensor(rewards, dtype=torch.float64), len(rewards)).all())
-        with self.lock:
-            if self.selective is not None:  # GRESO's history is about easy/hard: correctness, not shaped reward
-                self.selective.record(group.prompt.id, [float(s.correct) for s in samples])
-            group.samples = samples
-            if self.settings.dynamic_sampling and not informative:
-                self.groups.remove(group)
-                fallback.append(group)
-                counters.dropped_groups += 1
+        counters.generated_groups += len(groups)
+        for group, samples in zip(groups, scored, strict=True):
+            counters.scored += samples
+            rewards = [s.reward for s in samples]
+            informative = bool(informative_groups(torch.tensor(rewards, dtype=torch.float64), len(rewards)).all())
+            with self.lock:
+                if self.selective is not None:  # GRESO's history is about easy/hard: correctness, not shaped reward
+                    self.selective.record(group.prompt.id, [float(s.correct) for s in samples])
+                group.samples = samples
+                if self.settings.dynamic_sampling and not informative:
+                    self.groups.remove(group)
+                    fallback.append(group)
+                    counters.dropped_groups += 1
 
-    def _emit(self, counters: _Counters, fallback: list[GroupRollout]) -> ProducedBatch:
+    def _emit(self, index: int, counters: _Counters, fallback: list[GroupRollout]) -> ProducedBatch:
         """The oldest ready groups, renumbered; filtered-out groups are retired here, not when dropped, so
-        they can still be the batch when nothing else is left (the sync pipeline's rule)."""
+        they can still be the batch when nothing else is left (then the first filtered, in settling order)."""
         settings = self.settings
         with self.lock:
             # Oldest start first: a leftover that waits one more batch may cross the staleness bound.
@@ -420,15 +477,15 @@ class RolloutScheduler:
             if group not in chosen:
                 self.discard(group.prompt)
         samples = []
-        for index, group in enumerate(chosen):
+        for position, group in enumerate(chosen):
             for sample in group.samples or []:
-                sample.group_index = index
+                sample.group_index = position
                 samples.append(sample)
         metrics = {
-            "async/generate_calls": float(counters.generate_calls),
-            "async/generated_tokens": float(counters.generated_tokens),
-            "async/reward_seconds": counters.reward_seconds,
-            "async/interrupted_calls": float(counters.interrupted),
+            "rollout/generate_calls": float(counters.generate_calls),
+            "rollout/generated_tokens": float(counters.generated_tokens),
+            "rollout/reward_seconds": counters.reward_seconds,
+            "rollout/interrupted_calls": float(counters.interrupted),
         }
         if settings.partial_rollouts:
             metrics |= {
@@ -443,8 +500,9 @@ class RolloutScheduler:
         if settings.dynamic_sampling:
             if kept < settings.prompts_per_batch:
                 logger.warning(
-                    "dynamic sampling kept %d of %d groups after %d extra prompts "
+                    "step %d: dynamic sampling kept %d of %d groups after %d extra prompts "
                     "(algorithm.dynamic_sampling_max_extra_prompts); %s",
+                    index + 1,  # batch `index` is trained at version `index`, by learner step index + 1
                     kept,
                     settings.prompts_per_batch,
                     counters.extra_prompts,
@@ -465,7 +523,7 @@ class RolloutScheduler:
             with self.lock:
                 greso = self.selective.end_step()
             metrics |= greso
-        return ProducedBatch(samples, metrics)
+        return ProducedBatch(samples, metrics, counters.scored)
 
 
 def _started(group: GroupRollout) -> int:

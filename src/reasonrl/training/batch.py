@@ -8,19 +8,36 @@ up to a token budget, each padded only to its own longest member, so short answe
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, fields, replace
 
 import torch
+from torch import Tensor
 
 
 @dataclass
 class Batch:
-    """Prompt + response sequences and per-response-token tensors, aligned row by row."""
+    """Prompt + response sequences and per-response-token tensors, aligned row by row.
+
+    Every loss input is a field of its own: None where its feature is off. [B, T] tensors are aligned with
+    `response_mask` (zero past each response's end), [B] tensors hold one value per row; `select` slices
+    every tensor field. `Learner.prepare` fills them in the order of the comments below.
+    """
 
     prompt_ids: list[list[int]]
     response_ids: list[list[int]]
-    response_mask: torch.Tensor  # [B, T] float, 1 on real response tokens
-    tensors: dict[str, torch.Tensor] = field(default_factory=dict)  # [B, T] or [B] per-row values
+    response_mask: Tensor  # [B, T] float, 1 on real response tokens
+    behaviour_logprobs: Tensor | None = None  # [B, T] log π_behaviour: the engine's, of each sampled token
+    old_logprobs: Tensor | None = None  # [B, T] π_old, only when the learner needs a separate pre-update pass
+    ref_logprobs: Tensor | None = None  # [B, T] the frozen reference policy's, only when a KL term is on
+    values: Tensor | None = None  # [B, T] the critic ensemble's mean value (GAE's V_t), only with a critic
+    critic_shard: Tensor | None = None  # [B] long: which critic of the ensemble trains on each row
+    shard_values: Tensor | None = None  # [B, T] that critic's own value before the update (its value-clip anchor)
+    value_std: Tensor | None = None  # [B, T] disagreement across critics, only with an AsyPPO ensemble (count >= 2)
+    advantage_keep: Tensor | None = None  # [B, T] 0/1 AsyPPO's advantage mask I^A, only with an ensemble
+    entropy_weights: Tensor | None = None  # [B, T] 0/1 AsyPPO's entropy-bonus mask I^H, only with an ensemble
+    credit_weights: Tensor | None = None  # [B, T] attention-guided credit, only with algorithm.attention_credit
+    advantages: Tensor | None = None  # [B, T] token-level advantages (always set before an update)
+    returns: Tensor | None = None  # [B, T] the critic's λ-return targets, only with a critic
 
     @classmethod
     def from_ids(cls, prompt_ids: Sequence[list[int]], response_ids: Sequence[list[int]]) -> Batch:
@@ -44,22 +61,31 @@ class Batch:
             out[row, : len(row_values)] = torch.tensor(row_values, dtype=out.dtype)
         return out
 
+    def tensors(self) -> dict[str, Tensor]:
+        """The tensor fields that are set (`response_mask` included), by field name."""
+        found = {f.name: getattr(self, f.name) for f in fields(self)}
+        return {name: value for name, value in found.items() if isinstance(value, Tensor)}
+
+    def fill(self, **tensors: Tensor) -> None:
+        """Set tensor fields by name (e.g. what `Critic.evaluate` returns); an unknown name is an error."""
+        known = {f.name for f in fields(self)} - {"prompt_ids", "response_ids"}
+        unknown = sorted(set(tensors) - known)
+        if unknown:
+            raise AttributeError(f"Batch has no tensor field {unknown}; its tensor fields are {sorted(known)}")
+        for name, value in tensors.items():
+            setattr(self, name, value)
+
     def select(self, rows: Sequence[int]) -> Batch:
-        """The sub-batch of `rows`, trimmed to its own longest response."""
+        """The sub-batch of `rows`, trimmed to its own longest response: every [B, T] tensor field sliced by
+        rows and cut to that width, every [B] one by rows."""
         index = torch.tensor(list(rows), dtype=torch.long)
         responses = [self.response_ids[r] for r in rows]
         width = max(max((len(r) for r in responses), default=0), 1)
         tensors = {
             name: value.index_select(0, index)[:, :width] if value.dim() == 2 else value.index_select(0, index)
-            for name, value in self.tensors.items()
+            for name, value in self.tensors().items()
         }
-        return replace(
-            self,
-            prompt_ids=[self.prompt_ids[r] for r in rows],
-            response_ids=responses,
-            response_mask=self.response_mask.index_select(0, index)[:, :width],
-            tensors=tensors,
-        )
+        return replace(self, prompt_ids=[self.prompt_ids[r] for r in rows], response_ids=responses, **tensors)
 
 
 def micro_batches(batch: Batch, token_budget: int) -> list[list[int]]:

@@ -21,6 +21,7 @@ import torch
 PREFIX = "step_"
 
 TRAINER_FILE = "trainer.pt"  # optimizer, scheduler and RNG states of a checkpoint
+STATE_FILE = "state.json"  # data cursor, counters and other JSON-able pipeline state
 
 
 def checkpoint_name(step: int) -> str:
@@ -63,7 +64,7 @@ def save_checkpoint(
     try:
         save_model(staging / "model")
         torch.save({**trainer_state, "rng": rng_states()}, staging / TRAINER_FILE)
-        (staging / "state.json").write_text(json.dumps({"step": step, **pipeline_state}, indent=2))
+        (staging / STATE_FILE).write_text(json.dumps({"step": step, **pipeline_state}, indent=2))
         if final.exists():
             shutil.rmtree(final)
         staging.rename(final)
@@ -90,5 +91,19 @@ def latest_checkpoint(root: Path) -> Path | None:
 def load_checkpoint(folder: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     """(trainer state, pipeline state) of a checkpoint folder; RNG states are restored by the caller."""
     trainer = torch.load(folder / TRAINER_FILE, weights_only=False)
-    pipeline = json.loads((folder / "state.json").read_text())
-    return trainer, pipeline
+    return trainer, load_pipeline_state(folder)
+
+
+def load_pipeline_state(folder: Path) -> dict[str, Any]:
+    """The JSON-able pipeline state of a checkpoint folder (`state.json`: step, sampler cursor, counters and
+    whatever the pipeline added, e.g. its rollout scheduler's state)."""
+    state: dict[str, Any] = json.loads((folder / STATE_FILE).read_text())
+    return state
+
+
+def load_producer_state(folder: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(the async producer engine's RNG state, pipeline state) of a checkpoint folder. The trainer file is
+    memory-mapped, so only the RNG state is read, not the optimizer state `load_checkpoint` already loaded.
+    Checkpoints from before the producer had an engine of its own hold only `engine_rng`."""
+    trainer = torch.load(folder / TRAINER_FILE, mmap=True, weights_only=False)
+    return trainer.get("producer_rng", trainer["engine_rng"]), load_pipeline_state(folder)

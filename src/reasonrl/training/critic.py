@@ -5,7 +5,7 @@ share of every group's responses (`algorithms.asyppo`), whose mean is the value 
 masks advantages and the entropy bonus. It follows the policy's batch discipline (`ppo_epochs` passes,
 `mini_batches` of whole groups, length-bucketed micro-batches whose losses are normalised by the
 mini-batch's token count, so accumulation is exact) and its learning-rate schedule, with its own peak rate.
-During its warm-up steps the learner trains it alone.
+During its first `critic_only_steps` RL steps the learner trains it alone.
 """
 
 from __future__ import annotations
@@ -68,12 +68,13 @@ class Critic:
         self.steps_done = 0
 
     @property
-    def warming_up(self) -> bool:
-        """True during the first `warmup_steps` RL steps, when only the critic trains."""
-        return self.steps_done < self.config.warmup_steps
+    def critic_only(self) -> bool:
+        """True during the first `critic_only_steps` RL steps, when only the critic trains."""
+        return self.steps_done < self.config.critic_only_steps
 
     def evaluate(self, batch: Batch, group_size: int) -> dict[str, torch.Tensor]:
-        """The batch tensors the critic contributes, computed without gradients before the update.
+        """The batch tensors the critic contributes, computed without gradients before the update, keyed by
+        their `Batch` field names (`batch.fill(**critic.evaluate(batch, group_size))`).
 
         `values` [B, T]: the ensemble's mean value (what GAE uses); `critic_shard` [B]: which critic trains
         on each response; `shard_values` [B, T]: that critic's own value (its value-clip anchor). With an
@@ -97,20 +98,22 @@ class Critic:
         return tensors
 
     def update(self, batch: Batch, group_size: int) -> dict[str, float]:
-        """Fit each critic's values on its shard to `batch.tensors["returns"]`, clipping around its own values
+        """Fit each critic's values on its shard to `batch.returns`, clipping around its own values
         before the update (`shard_values`, from `evaluate`). Metrics are prefixed `critic/`; the explained
         variance is that of the ensemble values the advantages were computed with."""
         mask = batch.response_mask.bool()
-        values, returns = batch.tensors["values"], batch.tensors["returns"]
+        values, returns = batch.values, batch.returns
+        assert values is not None and returns is not None, "Learner.prepare sets values and returns with a critic"
         summary = {
             "critic/explained_variance": float(explained_variance(values, returns, mask)),
             "critic/values_mean": float(masked_mean(values, mask)),
             "critic/returns_mean": float(masked_mean(returns, mask)),
         }
-        if "value_std" in batch.tensors:
-            summary["critic/value_std_mean"] = float(masked_mean(batch.tensors["value_std"], mask))
-            summary["critic/advantage_masked_frac"] = 1 - float(masked_mean(batch.tensors["advantage_keep"], mask))
-            summary["critic/entropy_masked_frac"] = 1 - float(masked_mean(batch.tensors["entropy_weights"], mask))
+        if batch.value_std is not None:
+            assert batch.advantage_keep is not None and batch.entropy_weights is not None
+            summary["critic/value_std_mean"] = float(masked_mean(batch.value_std, mask))
+            summary["critic/advantage_masked_frac"] = 1 - float(masked_mean(batch.advantage_keep, mask))
+            summary["critic/entropy_masked_frac"] = 1 - float(masked_mean(batch.entropy_weights, mask))
         sums: dict[str, float] = defaultdict(float)
         steps = 0
         for _epoch in range(self.train_config.ppo_epochs):
@@ -126,17 +129,19 @@ class Critic:
         tokens = mini.response_mask.sum().clamp_min(1)
         self.optimizer.zero_grad(set_to_none=True)
         totals: dict[str, float] = {}
-        shards = mini.tensors["critic_shard"]
+        shards = mini.critic_shard
+        assert shards is not None, "Critic.evaluate sets critic_shard"
         for index, model in enumerate(self.models):
             own = mini.select((shards == index).nonzero().reshape(-1).tolist())
             for rows in micro_batches(own, self.train_config.micro_batch_tokens):
                 part = own.select(rows)
+                assert part.shard_values is not None and part.returns is not None
                 device = next(model.parameters()).device
                 mask = part.response_mask.to(device)
                 per_token, metrics = value_loss(
                     forward_values(model, part, self.pad_id),
-                    part.tensors["shard_values"].to(device),
-                    part.tensors["returns"].to(device),
+                    part.shard_values.to(device),
+                    part.returns.to(device),
                     mask,
                     clip=self.config.value_clip,
                 )

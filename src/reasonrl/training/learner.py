@@ -9,7 +9,8 @@ advantage estimator needs values (GAE), the learner also owns a `Critic`.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,15 @@ from reasonrl.training.critic import Critic
 from reasonrl.training.forward import forward_responses, score_responses
 from reasonrl.training.lora import merged_weights
 from reasonrl.training.models import load_policy, load_reference, load_tokenizer
-from reasonrl.training.objective import Normalisers, loss_terms, needs_critic, needs_reference
+from reasonrl.training.objective import (
+    Normalisers,
+    attention_credit,
+    compute_advantages,
+    compute_returns,
+    loss_terms,
+    needs_critic,
+    needs_reference,
+)
 from reasonrl.training.schedules import lr_lambda
 from reasonrl.training.stepping import add_metrics, apply_gradients
 
@@ -73,7 +82,7 @@ class Learner:
             if needs_critic(algorithm)
             else None
         )
-        policy_steps = train.steps - (algorithm.critic.warmup_steps if self.critic is not None else 0)
+        policy_steps = train.steps - (algorithm.critic.critic_only_steps if self.critic is not None else 0)
         total_updates = max(1, policy_steps * train.ppo_epochs * train.mini_batches)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lr_lambda(train.lr_schedule, train.lr_warmup_steps, total_updates)
@@ -110,20 +119,60 @@ class Learner:
         with self.model.disable_adapter():  # type: ignore[attr-defined]
             return score_responses(self.model, batch, self.pad_id, self.train_config.micro_batch_tokens)[0]
 
+    # ---- batch preparation ---------------------------------------------------------------------------
+    def prepare(
+        self,
+        prompt_ids: Sequence[list[int]],
+        response_ids: Sequence[list[int]],
+        behaviour_logprobs: Sequence[Sequence[float]],
+        rewards: Sequence[float],
+        group_size: int,
+        timer: Callable[[str], AbstractContextManager[Any]] | None = None,
+    ) -> tuple[Batch, dict[str, float]]:
+        """The batch `update` trains on, from scored responses (rows in groups of `group_size`), and its
+        metrics (advantages, attention credit).
+
+        In this order, each only when the config needs it: the pre-update log-probs (`needs_old_logprobs`)
+        and the reference's (a KL term), timed as `logprobs`; the critic's values and AsyPPO masks
+        (`values`); attention-guided credit weights (`attention`); the advantages; the critic's returns.
+        `timer(name)` is a context manager that times each part (a `tracking.Stopwatch`).
+        """
+        timed = timer or (lambda name: nullcontext())
+        algorithm = self.algorithm
+        batch = Batch.from_ids(prompt_ids, response_ids)
+        batch.behaviour_logprobs = batch.padded(behaviour_logprobs)
+        with timed("logprobs"):
+            if self.needs_old_logprobs:
+                batch.old_logprobs = self.policy_logprobs(batch)
+            if needs_reference(algorithm):
+                batch.ref_logprobs = self.reference_logprobs(batch)
+        if self.critic is not None:
+            with timed("values"):
+                batch.fill(**self.critic.evaluate(batch, group_size))
+        credit_metrics: dict[str, float] = {}
+        if algorithm.attention_credit.enabled:
+            with timed("attention"):
+                attention = self.probe_attention(batch, algorithm.attention_credit.layers)
+            batch.credit_weights, credit_metrics = attention_credit(algorithm.attention_credit, batch, attention)
+        batch.advantages, advantage_metrics = compute_advantages(algorithm, rewards, batch, group_size)
+        if self.critic is not None:
+            batch.returns = compute_returns(algorithm, rewards, batch, group_size)
+        return batch, {**advantage_metrics, **credit_metrics}
+
     # ---- update --------------------------------------------------------------------------------------
     def update(self, batch: Batch, group_size: int) -> dict[str, float]:
         """`ppo_epochs` passes over `batch`, each split into `mini_batches` optimizer steps by whole groups;
-        the critic, when there is one, trains first on the same batch, and alone while it warms up.
+        the critic, when there is one, trains first on the same batch, and alone during its `critic_only_steps`.
 
-        `batch.tensors` must hold `advantages` and `behaviour_logprobs`, `old_logprobs` when
+        `batch` (from `prepare`) must hold `advantages` and `behaviour_logprobs`, `old_logprobs` when
         `needs_old_logprobs`, `ref_logprobs` when a KL term is on, and `values` and `returns` with a critic.
         A step whose loss or gradient is not finite is skipped and counted.
         """
         metrics: dict[str, float] = {}
-        train_policy = self.critic is None or not self.critic.warming_up
+        train_policy = self.critic is None or not self.critic.critic_only
         if self.critic is not None:
             metrics |= self.critic.update(batch, group_size)
-            metrics["critic/warmup"] = float(not train_policy)
+            metrics["critic/critic_only"] = float(not train_policy)
         if train_policy:
             config = self.train_config
             sums: dict[str, float] = defaultdict(float)

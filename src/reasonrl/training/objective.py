@@ -15,8 +15,8 @@ import torch
 
 from reasonrl.algorithms import (
     ADVANTAGES,
-    CRITIC_ESTIMATORS,
     KL_ESTIMATORS,
+    LOSS_AGGREGATIONS,
     AdvantageInputs,
     aggregate_loss,
     credit_weights,
@@ -36,7 +36,7 @@ def needs_reference(algorithm: AlgorithmConfig) -> bool:
 
 def needs_critic(algorithm: AlgorithmConfig) -> bool:
     """A critic (value model) is built only when the advantage estimator reads values."""
-    return algorithm.advantage in CRITIC_ESTIMATORS
+    return algorithm.needs_critic()
 
 
 @dataclass(frozen=True)
@@ -49,9 +49,12 @@ class Normalisers:
     @classmethod
     def of(cls, mini: Batch, algorithm: AlgorithmConfig, max_new_tokens: int) -> Normalisers:
         mode = algorithm.loss_aggregation
-        norm = float(max_new_tokens) if mode == "seq-mean-token-sum-norm" else None
+        # A mode that declares norm_constant (Dr.GRPO's) divides by the longest allowed response.
+        norm = float(max_new_tokens) if LOSS_AGGREGATIONS.accepts(mode, "norm_constant") else None
         return cls(
-            policy=loss_denominator(mini.response_mask, mode, norm_constant=norm),
+            policy=loss_denominator(
+                mini.response_mask, mode, norm_constant=norm, **algorithm.options("loss_aggregation")
+            ),
             tokens=mini.response_mask.sum().clamp_min(1),
         )
 
@@ -65,7 +68,11 @@ def advantage_inputs(
     metrics: dict[str, float] = {}
     kl_penalty = None
     if algorithm.kl_in_reward:
-        kl = KL_ESTIMATORS.get(algorithm.kl_estimator)(batch.tensors["old_logprobs"], batch.tensors["ref_logprobs"])
+        kl = KL_ESTIMATORS.get(algorithm.kl_estimator)(
+            _required(batch.old_logprobs, "old_logprobs"),
+            _required(batch.ref_logprobs, "ref_logprobs"),
+            **algorithm.options("kl_estimator"),
+        )
         metrics["kl/mean"] = float(masked_mean(kl, mask.bool()))
         kl_penalty = algorithm.kl_coef * kl
     inputs = AdvantageInputs(
@@ -75,7 +82,7 @@ def advantage_inputs(
         kl_penalty=kl_penalty,
         scale=algorithm.advantage_scale,
         gamma=algorithm.gamma,
-        values=batch.tensors.get("values"),
+        values=batch.values,
         lam=algorithm.gae_lambda,
     )
     return inputs, metrics
@@ -89,10 +96,10 @@ def compute_advantages(
     `credit_weights` (attention-guided credit) when it has them."""
     inputs, metrics = advantage_inputs(algorithm, rewards, batch, group_size)
     valid = inputs.valid()
-    advantages = ADVANTAGES.get(algorithm.advantage)(inputs)
-    for weights in ("advantage_keep", "credit_weights"):
-        if weights in batch.tensors:
-            advantages = advantages * batch.tensors[weights]
+    advantages = ADVANTAGES.get(algorithm.advantage)(inputs, **algorithm.options("advantage"))
+    for weights in (batch.advantage_keep, batch.credit_weights):
+        if weights is not None:
+            advantages = advantages * weights
     metrics["advantage/mean"] = float(masked_mean(advantages, valid))
     metrics["advantage/std"] = float(masked_std(advantages, valid))
     return advantages, metrics
@@ -130,7 +137,7 @@ def attention_credit(
 def compute_returns(
     algorithm: AlgorithmConfig, rewards: Sequence[float], batch: Batch, group_size: int
 ) -> torch.Tensor:
-    """The critic's targets [B, T]: GAE's λ-returns A_t + V_t against `batch.tensors["values"]`."""
+    """The critic's targets [B, T]: GAE's λ-returns A_t + V_t against `batch.values`."""
     return gae_returns(advantage_inputs(algorithm, rewards, batch, group_size)[0])
 
 
@@ -145,26 +152,32 @@ def loss_terms(
     the micro-batch's metrics weighted by its share of the mini-batch's tokens (so they add up to means)."""
     device = logprobs.device
     mask = part.response_mask.to(device)
-    tensors = {name: value.to(device) for name, value in part.tensors.items()}
+    advantages = _required(part.advantages, "advantages").to(device)
+    behaviour_logprobs = _on(part.behaviour_logprobs, device)
     # Without a separate pre-update pass (Learner.needs_old_logprobs), the policy has not moved yet.
-    old_logprobs = tensors.get("old_logprobs", logprobs.detach())
+    old_logprobs = _on(part.old_logprobs, device)
+    if old_logprobs is None:
+        old_logprobs = logprobs.detach()
     per_token, loss_metrics = policy_loss(
         algorithm.policy_loss,
         logprobs,
         old_logprobs,
-        tensors["advantages"],
+        advantages,
         mask,
-        behaviour_logprobs=tensors.get("behaviour_logprobs"),
+        behaviour_logprobs=behaviour_logprobs,
         correction=algorithm.correction,
-        clip_low=algorithm.clip_low,
-        clip_high=algorithm.clip_high,
-        dual_clip=algorithm.dual_clip,
-        tis_cap=algorithm.tis_cap,
-        icepop_low=algorithm.icepop_low,
-        icepop_high=algorithm.icepop_high,
-        decoupled_cap=algorithm.decoupled_cap,
+        **algorithm.options("policy_loss"),
+        **algorithm.options("correction"),
     )
-    terms = {"policy": aggregate_loss(per_token, mask, algorithm.loss_aggregation, denominator=norms.policy.to(device))}
+    terms = {
+        "policy": aggregate_loss(
+            per_token,
+            mask,
+            algorithm.loss_aggregation,
+            denominator=norms.policy.to(device),
+            **algorithm.options("loss_aggregation"),
+        )
+    }
     tokens = norms.tokens.to(device)
     share = float(mask.sum() / tokens)
     metrics = {
@@ -173,11 +186,24 @@ def loss_terms(
     }
     metrics["entropy/mean"] = float((entropy.detach() * mask).sum() / tokens)
     if algorithm.kl_coef > 0 and not algorithm.kl_in_reward:
-        kl = KL_ESTIMATORS.get(algorithm.kl_estimator)(logprobs, tensors["ref_logprobs"])
+        kl = KL_ESTIMATORS.get(algorithm.kl_estimator)(
+            logprobs, _required(part.ref_logprobs, "ref_logprobs").to(device), **algorithm.options("kl_estimator")
+        )
         terms["kl"] = algorithm.kl_coef * (kl * mask).sum() / tokens
         metrics["kl/mean"] = float((kl.detach() * mask).sum() / tokens)
     if algorithm.entropy_coef > 0:
         # AsyPPO's I^H: tokens where the critics disagree most earn no entropy bonus (weight 0).
-        weights = tensors.get("entropy_weights", mask)
+        weights = mask if part.entropy_weights is None else part.entropy_weights.to(device)
         terms["entropy"] = -algorithm.entropy_coef * (entropy * mask * weights).sum() / tokens
     return terms, metrics
+
+
+def _on(value: torch.Tensor | None, device: torch.device) -> torch.Tensor | None:
+    return None if value is None else value.to(device)
+
+
+def _required(value: torch.Tensor | None, name: str) -> torch.Tensor:
+    """A batch field this configuration needs; None means the batch was not prepared for it."""
+    if value is None:
+        raise ValueError(f"the batch has no {name}: build it with Learner.prepare for this algorithm config")
+    return value

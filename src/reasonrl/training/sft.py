@@ -1,4 +1,4 @@
-"""Supervised warm-up: teach the policy the answer format before RL, so RL starts from some right answers.
+"""Supervised fine-tuning before RL: teach the policy the answer format before RL, so RL starts from some right answers.
 
 A policy that never answers correctly gets zero reward variance in every group and no GRPO signal; a short
 supervised stage on (prompt, answer) pairs fixes that. Its optimizer is separate from the RL learner's, so
@@ -14,16 +14,16 @@ from collections.abc import Callable, Sequence
 import torch
 from transformers import PreTrainedModel
 
-from reasonrl.config.schema import WarmupConfig
+from reasonrl.config.schema import SftConfig
 from reasonrl.training.batch import Batch, micro_batches
 from reasonrl.training.forward import forward_responses
 
 
-def supervised_warmup(
+def supervised_finetune(
     model: PreTrainedModel,
     prompt_ids: Sequence[list[int]],
     target_ids: Sequence[list[int]],
-    config: WarmupConfig,
+    config: SftConfig,
     *,
     pad_id: int,
     token_budget: int,

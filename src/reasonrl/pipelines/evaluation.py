@@ -20,6 +20,7 @@ from rich.console import Console
 
 from reasonrl.data import Prompt, load_prompts
 from reasonrl.engines.base import Engine, SamplingSettings
+from reasonrl.evaluation.annotate import score_stored
 from reasonrl.evaluation.metrics import n_schedule
 from reasonrl.evaluation.particles import ParticleFilter
 from reasonrl.evaluation.records import EvalSample, Problem, group_problems, read_samples, write_samples
@@ -33,9 +34,8 @@ from reasonrl.evaluation.scaling import (
     strategy_curves,
 )
 from reasonrl.evaluation.scorers import Scorer, build_scorer, check_scorer
-from reasonrl.evaluation.scoring import score_stored
 from reasonrl.evaluation.settings import EvalSettings
-from reasonrl.evaluation.strategies import StrategySpec, parse_strategy
+from reasonrl.evaluation.strategies import StrategySpec, generates_responses, parse_strategy
 from reasonrl.rewards import RewardPool
 from reasonrl.rollout.collect import PromptEncoder, generate_samples
 from reasonrl.tracking.progress import WorkProgress
@@ -128,7 +128,7 @@ def particle_curve(
         engine=session.engine,
         tokenizer=session.tokenizer,
         scorer=scorer,
-        options=spec.options,
+        options=spec.particle_options(),
         max_new_tokens=settings.max_new_tokens,
         temperature=settings.temperature,
         top_p=settings.top_p,
@@ -163,8 +163,8 @@ def run_evaluation(settings: EvalSettings, console: Console | None = None) -> tu
     strategies = [parse_strategy(s) for s in settings.strategies]
     if not any(s.name == "majority" for s in strategies):  # maj@k is a headline metric of every report
         strategies.insert(0, parse_strategy("majority"))
-    selection = [s for s in strategies if s.name != "particle_filter"]
-    particle = [s for s in strategies if s.name == "particle_filter"]
+    selection = [s for s in strategies if not generates_responses(s.name)]
+    particle = [s for s in strategies if generates_responses(s.name)]
     scorer_names = list(dict.fromkeys(check_scorer(s.scorer) for s in strategies if s.scorer is not None))
     interval = IntervalSettings(settings.subsets, settings.bootstrap, settings.confidence, settings.seed)
     sampling = SamplingSettings(
@@ -208,7 +208,7 @@ def run_evaluation(settings: EvalSettings, console: Console | None = None) -> tu
             records: list[dict[str, Any]] = []
             for spec in particle:
                 curve, found = particle_curve(
-                    spec, problems, session, scorers[spec.options.scorer], verifier, settings, interval
+                    spec, problems, session, scorers[spec.scorer], verifier, settings, interval
                 )
                 curves.append(curve)
                 records += found

@@ -22,7 +22,7 @@ def evaluate(
 ) -> tuple[dict[str, float], list[Sample]]:
     """Metrics (`accuracy/eval` = share of responses the task's verifier accepts; with several samples per
     prompt also `eval/pass@n`) and the scored samples. `reasonrl eval` computes the full set from stored
-    samples (`pipelines/eval_run.py`)."""
+    samples (`pipelines/evaluation.py`)."""
     samples = generate_samples(prompts, samples_per_prompt, engine, encode, sampling)
     score_samples(samples, pool)
     count = max(1, len(samples))
