@@ -180,3 +180,29 @@ def test_decode_loop_keeps_budgets_on_the_host_and_indexes_no_tensor_per_row(  #
     assert scalar_reads == []
     assert [len(g.response_ids) for g in generations] == [1, 2, 3, 5, 5, 4]
     assert [g.finish_reason for g in generations] == ["length"] * 6
+
+
+def test_a_stop_string_in_the_continued_prefix_does_not_end_the_new_tokens(model, tokenizer, prompt_ids) -> None:  # type: ignore[no-untyped-def]
+    # A particle's previous step ended at the delimiter: continuing it must not stop at once on that old one.
+    prefix = tokenizer("12\n\n", add_special_tokens=False)["input_ids"]
+    engine = HFEngine(model, tokenizer, seed=0)
+    request = GenerationRequest(prompt_ids=prompt_ids[0], response_prefix_ids=prefix)
+    out = engine.generate([request], SamplingSettings(max_new_tokens=6, temperature=0.0, stop=("\n\n",)))[0]
+    new_text = tokenizer.decode(out.response_ids)
+    if out.finish_reason == "stop":  # only a new (or spanning) delimiter may stop it
+        assert "\n\n" in tokenizer.decode(prefix[-1:] + out.response_ids) or out.response_ids[-1] in engine.eos_ids
+    assert len(out.response_ids) > 1 or "\n" in new_text or out.response_ids[-1] in engine.eos_ids
+
+
+def test_stop_checker_counts_only_stops_that_end_in_the_new_tokens(tokenizer) -> None:  # type: ignore[no-untyped-def]
+    from reasonrl.engines.stops import StopChecker
+
+    def ids(text: str) -> list[int]:
+        return tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    checker = StopChecker(tokenizer, ["\n\n"])
+    old, spanning = ids("ab\n\n"), ids("ab\n")
+    assert not checker.hit(old + ids("c"), new=len(ids("c")))  # the stop is all in the prefix
+    assert checker.hit(spanning + ids("\n"), new=len(ids("\n")))  # it ends in the new token
+    assert checker.hit(old + ids("c\n\n"), new=len(ids("c\n\n")))  # a new one
+    assert checker.hit(old + ids("c"))  # without `new`, anywhere counts

@@ -11,6 +11,7 @@ from transformers import AutoModelForCausalLM
 
 from reasonrl.config.schema import PromptFormat
 from reasonrl.data import Prompt, load_prompts
+from reasonrl.engines.base import Generation, GenerationRequest, SamplingSettings
 from reasonrl.engines.hf import HFEngine
 from reasonrl.evaluation import parse_strategy
 from reasonrl.evaluation.particles import ParticleFilter, particle_weights
@@ -80,3 +81,45 @@ def test_resampling_concentrates_on_what_the_step_scorer_likes(tiny) -> None:  #
         firsts = [p.text[:1] for p in outcome.particles]
         if any(f and ord(f) % 2 == 0 for f in firsts):  # some particle was liked: all descend from such
             assert all(f and ord(f) % 2 == 0 for f in firsts), firsts
+
+
+class ScriptedEngine:
+    """Problem A (prompt [1]) finishes at its first step, particle k writing token 10 + k; problem B
+    (prompt [2]) writes token 20 each step and never finishes on its own."""
+
+    version = 0
+
+    def generate(self, requests: Sequence[GenerationRequest], sampling: SamplingSettings) -> list[Generation]:
+        out, a_seen = [], 0
+        for request in requests:
+            if request.prompt_ids == [1]:
+                out.append(Generation([10 + a_seen], [-0.1], "stop"))
+                a_seen += 1
+            else:
+                out.append(Generation([20], [-0.1], "length"))
+        return out
+
+
+class LetterTokenizer:
+    def decode(self, ids: Sequence[int], skip_special_tokens: bool = True) -> str:
+        return "".join({10: "a0", 11: "a1", 12: "a2", 20: "b"}[i] for i in ids)
+
+
+class FavoursA0:
+    def __call__(self, prompts, responses, logprobs):  # type: ignore[no-untyped-def]
+        return [0.99 if r == "a0" else 0.01 for r in responses]
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+def test_a_finished_problem_is_not_resampled_while_another_runs() -> None:
+    options = parse_strategy("particle_filter?max_steps=3").particle_options()
+    pf = ParticleFilter(ScriptedEngine(), LetterTokenizer(), FavoursA0(), options, max_new_tokens=10, seed=0)  # type: ignore[arg-type]
+    a, b = pf.run(
+        [Prompt(id="a", answer="1", task="exact", text="A"), Prompt(id="b", answer="2", task="exact", text="B")],
+        [[1], [2]],
+        3,
+    )
+    assert [p.text for p in a.particles] == ["a0", "a1", "a2"]  # resampling would have made them all a0
+    assert [p.text for p in b.particles] == ["bbb"] * 3 and b.steps == 3

@@ -24,6 +24,13 @@ def test_selection_functions_on_a_hand_made_example() -> None:
     assert weighted_majority(classes, scores) == 1  # class 0 sums to 1.0, class 2 to 0.95, class 1 to 0.5
     assert best_of_majority(classes, scores, alpha=0.3) == 1  # classes 0 and 1 qualify (2/6); 0 scores best
     assert best_of_majority(classes, scores, alpha=0.5) == 1  # nobody reaches 3/6: the most frequent qualify
+
+
+def test_best_of_majority_keeps_an_answer_whose_share_is_exactly_alpha() -> None:
+    # 7 / 25 = 0.28 exactly, but 7 >= 0.28 * 25 is false in floating point: class 0 must still qualify.
+    classes = [0] * 7 + [1] * 8 + list(range(2, 12))
+    scores = [0.9] * 7 + [0.5] * 8 + [0.1] * 10
+    assert classes[best_of_majority(classes, scores, alpha=0.28)] == 0
     assert majority_vote([NO_ANSWER, NO_ANSWER]) == 0
 
 

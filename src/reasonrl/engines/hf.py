@@ -139,7 +139,7 @@ class HFEngine:
                     tokens[row].append(token)
                     logprobs[row].append(logprob)
                     if token in self.eos_ids or (
-                        stops is not None and stops.hit(self._context(requests[row], tokens[row]))
+                        stops is not None and stops.hit(self._context(requests[row], tokens[row]), new=len(tokens[row]))
                     ):
                         finish[row] = "stop"
                     elif step + 1 < budgets[row]:
@@ -178,7 +178,8 @@ class HFEngine:
 
     @staticmethod
     def _context(request: GenerationRequest, tokens: list[int]) -> list[int]:
-        """The whole response so far for the stop check: prefix + new tokens, copied only when continuing."""
+        """The whole response so far for the stop check (a stop string may span the continuation point): prefix
+        + new tokens, copied only when continuing."""
         return request.response_prefix_ids + tokens if request.response_prefix_ids else tokens
 
     def text(self, tokens: Sequence[int], sampling: SamplingSettings) -> str:

@@ -20,14 +20,32 @@ class StopChecker:
         # that many tokens; +2 covers a stop string that starts inside a multi-character token.
         self.window = max((len(s) for s in self.stop), default=0) + 2
 
-    def hit(self, tokens: Sequence[int]) -> bool:
-        tail = self.tokenizer.decode(tokens[-self.window :], skip_special_tokens=True)
-        return any(s in tail for s in self.stop)
+    def hit(self, tokens: Sequence[int], new: int | None = None) -> bool:
+        """Whether a stop string ends inside the last `new` tokens of `tokens` (None: anywhere in them).
+
+        `tokens` may begin with a continued response's prefix: a stop string that ends in the prefix (a
+        particle's previous step ended at the delimiter) was the previous call's, not this one's; one that
+        spans the prefix and the new tokens counts."""
+        tail = tokens[-self.window :]
+        text = self.tokenizer.decode(tail, skip_special_tokens=True)
+        old = 0 if new is None else max(0, len(tail) - new)
+        floor = len(self.tokenizer.decode(tail[:old], skip_special_tokens=True)) if old else 0
+        return any(_ends_after(text, s, floor) for s in self.stop)
 
     def truncate(self, text: str) -> str:
         """The text before the first stop string, as vLLM returns it by default."""
         cut = min((i for i in (text.find(s) for s in self.stop) if i >= 0), default=len(text))
         return text[:cut]
+
+
+def _ends_after(text: str, stop: str, floor: int) -> bool:
+    """Whether an occurrence of `stop` in `text` ends after character `floor`."""
+    start = text.find(stop)
+    while start >= 0:
+        if start + len(stop) > floor:
+            return True
+        start = text.find(stop, start + 1)
+    return False
 
 
 def response_text(tokenizer: PreTrainedTokenizerBase, tokens: Sequence[int], stop: Sequence[str]) -> str:

@@ -93,8 +93,12 @@ class ParticleFilter:
         steps = 0
         while steps < self.options.max_steps and any(not p.finished for pool in pools for p in pool):
             if steps > 0:
+                # Only pools still running: a finished problem's particles are final, whatever shares its batch.
                 pools = [
-                    resample(pool, particle_weights([p.score for p in pool], self.options.tau), rng) for pool in pools
+                    resample(pool, particle_weights([p.score for p in pool], self.options.tau), rng)
+                    if any(not p.finished for p in pool)
+                    else pool
+                    for pool in pools
                 ]
             self._advance(prompts, prompt_ids, pools)
             steps += 1

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Annotated, Any, ClassVar, Literal
 from urllib.parse import parse_qsl
 
@@ -89,7 +90,9 @@ def best_of_majority(
             counts[label] = counts.get(label, 0) + 1
     if not counts:
         return best_of_n(classes, scores)
-    frequent = {label for label, count in counts.items() if count >= alpha * len(classes)}
+    # Shares compared as fractions of the decimal alpha as written: in floats 7 >= 0.28 * 25 is false.
+    threshold = Fraction(repr(alpha)) * len(classes)
+    frequent = {label for label, count in counts.items() if count >= threshold}
     return _best_in(classes, scores, frequent or {k for k, v in counts.items() if v == max(counts.values())})
 
 
