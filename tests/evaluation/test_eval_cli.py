@@ -48,9 +48,12 @@ def test_eval_writes_samples_report_and_plot(evaluation: Path) -> None:
     assert labels == [
         "oracle_best_of_n (pass@N)",
         "majority",
-        "best_of_majority(alpha=0.5)",
+        "best_of_majority(alpha=0.5, k=1)",
         "particle_filter(step_tokens=2)",
     ]
+    tokens = {c["label"]: c["extra_tokens_per_problem"] for c in report["curves"]}
+    assert tokens["majority"] is None and tokens["particle_filter(step_tokens=2)"] > 0
+    assert "## Extra generated tokens" in (evaluation / "report.md").read_text()
     assert all([p["n"] for p in c["points"]] == [1, 2, 4] for c in report["curves"])
     assert set(report["metrics"]["pass@k"]) == {"1", "2", "4"}
     assert report["timings"]["samples_per_second"] > 0

@@ -208,7 +208,8 @@ def eval_command(
         typer.Option(
             "--strategy",
             help="Strategy NAME[?key=value&...] (repeatable): majority, best_of_n, weighted_majority, "
-            "best_of_majority, particle_filter. Default: all but particle_filter, scored by logprob.",
+            "best_of_majority, particle_filter, synthesize. Default: all but particle_filter and synthesize, "
+            "scored by logprob.",
         ),
     ] = None,
     out: Annotated[Path | None, typer.Option(help="Output directory (default evals/<date>-<time>).")] = None,

@@ -122,6 +122,18 @@ class RewardTerm(Section):
         return self
 
 
+class SynthesisConfig(Section):
+    """How the frozen initial policy synthesizes a reference answer from a group (`labels: cat`)."""
+
+    candidates: int = Field(
+        8, ge=1, description="Most rollouts of a group shown in one synthesis prompt (the group's first ones)."
+    )
+    max_new_tokens: int | None = Field(
+        None, ge=1, description="Token budget of the synthesized reference (None = rollout.max_new_tokens)."
+    )
+    temperature: float = Field(0.0, ge=0, description="Sampling temperature of the synthesis (0 = greedy).")
+
+
 class RewardConfig(Section):
     """How responses are scored."""
 
@@ -145,10 +157,14 @@ class RewardConfig(Section):
         description="Stop the run, showing the first error, after this many training steps in a row on which "
         "the reward failed on every sample (0 = never stop).",
     )
-    labels: Literal["answer", "majority"] = Field(
+    labels: Literal["answer", "majority", "cat"] = Field(
         "answer",
         description="What responses are scored against: answer = the data's reference answers; majority = "
-        "each group's majority answer (TTRL test-time RL, no ground truth needed; see docs/evaluation.md).",
+        "each group's majority answer (TTRL test-time RL, no ground truth needed); cat = the answer the frozen "
+        "initial policy synthesizes from the group's rollouts (Compute as Teacher; see docs/evaluation.md).",
+    )
+    synthesis: SynthesisConfig = Field(
+        default_factory=SynthesisConfig, description="The synthesis of `labels: cat` (unused otherwise)."
     )
 
 
@@ -665,6 +681,12 @@ class RunConfig(Section):
                     "Set pipeline: async, or leave async_training at its defaults."
                 )
             return
+        if algorithm.reward.labels == "cat":
+            raise ValueError(
+                "algorithm.reward.labels 'cat' synthesizes each group's label with the frozen initial policy in "
+                "the step that scores it; pipeline: async scores on the producer's thread, where that anchor "
+                "engine is not built. Use pipeline: sync with labels: cat, or labels: majority with async."
+            )
         if self.rollout.placement == "colocated":
             raise ValueError(
                 "rollout.placement 'colocated' generates with the learner's own module, but pipeline: async "

@@ -51,6 +51,7 @@ class ParticleOutcome:
     weights: list[float]
     chosen: int
     steps: int
+    generated_tokens: int = 0  # every token generated for this problem, by all particles over all steps
 
     @property
     def response(self) -> str:
@@ -90,6 +91,7 @@ class ParticleFilter:
     def run(self, prompts: Sequence[Prompt], prompt_ids: Sequence[list[int]], particles: int) -> list[ParticleOutcome]:
         rng = np.random.default_rng(self.seed)
         pools = [[Particle() for _ in range(particles)] for _ in prompts]
+        generated = [0] * len(prompts)
         steps = 0
         while steps < self.options.max_steps and any(not p.finished for pool in pools for p in pool):
             if steps > 0:
@@ -100,12 +102,22 @@ class ParticleFilter:
                     else pool
                     for pool in pools
                 ]
-            self._advance(prompts, prompt_ids, pools)
+            self._advance(prompts, prompt_ids, pools, generated)
             steps += 1
-        return [self._outcome(prompt, pool, steps) for prompt, pool in zip(prompts, pools, strict=True)]
+        return [
+            replace(self._outcome(prompt, pool, steps), generated_tokens=tokens)
+            for prompt, pool, tokens in zip(prompts, pools, generated, strict=True)
+        ]
 
-    def _advance(self, prompts: Sequence[Prompt], prompt_ids: Sequence[list[int]], pools: list[list[Particle]]) -> None:
-        """Extend every unfinished particle by one step and rescore it."""
+    def _advance(
+        self,
+        prompts: Sequence[Prompt],
+        prompt_ids: Sequence[list[int]],
+        pools: list[list[Particle]],
+        generated: list[int] | None = None,
+    ) -> None:
+        """Extend every unfinished particle by one step and rescore it (adding the new tokens of problem i to
+        `generated[i]`)."""
         active = [(i, p) for i, pool in enumerate(pools) for p in pool if not p.finished]
         sampling = SamplingSettings(
             max_new_tokens=self.options.step_tokens,
@@ -121,7 +133,9 @@ class ParticleFilter:
             )
             for i, p in active
         ]
-        for (_, particle), generation in zip(active, self.engine.generate(requests, sampling), strict=True):
+        for (i, particle), generation in zip(active, self.engine.generate(requests, sampling), strict=True):
+            if generated is not None:
+                generated[i] += len(generation.response_ids)
             step_text = self.tokenizer.decode(generation.response_ids, skip_special_tokens=True)
             particle.response_ids.extend(generation.response_ids)
             particle.logprobs.extend(generation.logprobs)

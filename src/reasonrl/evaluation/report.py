@@ -8,6 +8,7 @@ no display needed, and a caller's pyplot state is left alone.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,7 +68,10 @@ class EvalReport:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> EvalReport:
-        curves = [Curve(c["label"], [CurvePoint(**p) for p in c["points"]]) for c in data["curves"]]
+        curves = [
+            Curve(c["label"], [CurvePoint(**p) for p in c["points"]], c.get("extra_tokens_per_problem"))
+            for c in data["curves"]
+        ]
         return cls(
             model=data["model"],
             data=data["data"],
@@ -112,13 +116,44 @@ def write_report(report: EvalReport, out_dir: Path) -> list[Path]:
 def _cell(point: CurvePoint | None) -> str:
     if point is None:
         return ""
-    return f"{point.accuracy:.3f} [{point.low:.3f}, {point.high:.3f}]"
+    cell = f"{point.accuracy:.3f} [{point.low:.3f}, {point.high:.3f}]"
+    return cell + (f" ±{point.mc_stderr:.4f}" if point.mc_stderr > 0 else "")
 
 
 def _curve_table(curves: Sequence[Curve], schedule: Sequence[int]) -> list[str]:
     lines = ["| strategy | " + " | ".join(f"N={n}" for n in schedule) + " |", "|---" * (len(schedule) + 1) + "|"]
     lines += [f"| {c.label} | " + " | ".join(_cell(c.at(n)) for n in schedule) + " |" for c in curves]
     return lines
+
+
+def _pass_at_k_note(curves: Sequence[Curve]) -> list[str]:
+    """A line saying how `(..., k=K)` curves are scored, when one submits more than one answer."""
+    if not any(int(k) > 1 for c in curves for k in re.findall(r"\bk=(\d+)", c.label)):
+        return []
+    return [
+        "A strategy labelled `k=K` submits up to K answers per problem (best_of_majority: the top K frequent "
+        "answers by score) and counts as right when any of them is right (pass@K); `k=1` submits one.",
+        "",
+    ]
+
+
+def _token_table(curves: Sequence[Curve]) -> list[str]:
+    """Extra generated tokens of the strategies that report them (those that generate: particle filtering,
+    a synthesizer), so a strategy's accuracy can be weighed against its compute; nothing when none does."""
+    costly = [c for c in curves if c.extra_tokens_per_problem is not None]
+    if not costly:
+        return []
+    return [
+        "## Extra generated tokens",
+        "",
+        "Mean tokens per problem a strategy generated beyond the stored samples, at its largest N (the other "
+        "strategies only select among the stored samples: 0).",
+        "",
+        "| strategy | extra tokens per problem |",
+        "|---|---|",
+        *(f"| {c.label} | {c.extra_tokens_per_problem:.1f} |" for c in costly),
+        "",
+    ]
 
 
 def report_markdown(report: EvalReport) -> str:
@@ -136,12 +171,15 @@ def report_markdown(report: EvalReport) -> str:
         *(f"| {name} | {value:.4f} |" for name, value in report.headline().items()),
         "",
         f"## Accuracy against N (mean over problems, {report.settings.get('confidence', 0.95):.0%} bootstrap "
-        "interval over problems)",
+        "interval over problems; ±: Monte Carlo standard error where a point averages random subsets, none "
+        "where it is exact)",
         "",
         *_curve_table(report.curves, schedule),
         "",
+        *_pass_at_k_note(report.curves),
         f"![accuracy against N]({PLOT_PNG})",
         "",
+        *_token_table(report.curves),
         "## Timings",
         "",
         "| phase | value |",

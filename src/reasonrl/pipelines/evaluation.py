@@ -16,12 +16,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from rich.console import Console
 
 from reasonrl.data import Prompt, load_prompts
 from reasonrl.engines.base import Engine, SamplingSettings
 from reasonrl.evaluation.annotate import score_stored
-from reasonrl.evaluation.metrics import n_schedule
+from reasonrl.evaluation.metrics import n_schedule, sample_subsets
 from reasonrl.evaluation.particles import ParticleFilter
 from reasonrl.evaluation.records import EvalSample, Problem, group_problems, read_samples, write_samples
 from reasonrl.evaluation.report import EvalReport, write_report
@@ -38,10 +39,12 @@ from reasonrl.evaluation.settings import EvalSettings
 from reasonrl.evaluation.strategies import StrategySpec, generates_responses, parse_strategy
 from reasonrl.rewards import RewardPool
 from reasonrl.rollout.collect import PromptEncoder, generate_samples
+from reasonrl.rollout.synthesis import Synthesizer
 from reasonrl.tracking.progress import WorkProgress
 
 SAMPLES_FILE = "samples.jsonl"
 PARTICLES_FILE = "particles.jsonl"
+SYNTHESES_FILE = "syntheses.jsonl"
 # Prompts per engine call: enough to fill the hf engine's batch, few enough for a lively progress bar.
 _RESPONSES_PER_CALL = 256
 # Off a terminal, generation prints a line each time this share of the problems is done (at chunk ends).
@@ -61,8 +64,9 @@ class ModelSession:
         self.engine.close()
 
 
-def open_model(settings: EvalSettings) -> ModelSession:
-    """The engine `settings.engine` asks for, on the model folder `settings.model` resolves to."""
+def open_model(settings: EvalSettings, model: str | None = None) -> ModelSession:
+    """The engine `settings.engine` asks for, on the model folder `model` (default `settings.model`) resolves
+    to."""
     from transformers import AutoModelForCausalLM
 
     from reasonrl.engines.factory import choose_engine
@@ -72,7 +76,7 @@ def open_model(settings: EvalSettings) -> ModelSession:
     from reasonrl.training.models import DTYPES, configure_threads, load_tokenizer, pick_device
 
     configure_threads(0)
-    folder = resolve_model_path(settings.model or "")
+    folder = resolve_model_path(model or settings.model or "")
     tokenizer = load_tokenizer(folder)
     device = pick_device("auto")
     kind = choose_engine(settings.engine)
@@ -135,8 +139,10 @@ def particle_curve(
         seed=settings.seed,
     )
     points, records = [], []
+    extra_tokens = 0.0  # all of its tokens are its own: it does not use the stored samples
     for n in n_schedule(settings.n):
         outcomes = pf.run(prompts, ids, n)
+        extra_tokens = statistics.fmean(o.generated_tokens for o in outcomes)  # the last one is at the largest N
         verdicts = verifier.score(prompts, [o.response for o in outcomes])
         values = [1.0 if v.reward >= 1.0 else 0.0 for v in verdicts]
         points.append(point(n, values, interval))
@@ -145,6 +151,7 @@ def particle_curve(
                 "problem_id": o.prompt.id,
                 "particles": n,
                 "steps": o.steps,
+                "generated_tokens": o.generated_tokens,
                 "response": o.response,
                 "correct": value,
                 "scores": [p.score for p in o.particles],
@@ -152,7 +159,64 @@ def particle_curve(
             }
             for o, value in zip(outcomes, values, strict=True)
         ]
-    return Curve(spec.label, points), records
+    return Curve(spec.label, points, extra_tokens_per_problem=extra_tokens), records
+
+
+def synthesis_curve(
+    spec: StrategySpec,
+    problems: Sequence[Problem],
+    session: ModelSession,
+    verifier: RewardPool,
+    settings: EvalSettings,
+    interval: IntervalSettings,
+) -> tuple[Curve, list[dict[str, Any]]]:
+    """CoT-based Synthesizer at N = 1, 2, 4, ... N_max: for `subsets` size-N subsets of each problem's stored
+    responses, the synthesizing model (the policy, or `model`) reads up to `m` of them and writes a solution
+    that the verifier scores. Returns the curve, whose `extra_tokens_per_problem` is the synthesis's mean
+    generated tokens per problem at N_max (beyond the N samples), and one record per synthesis."""
+    options = spec.synthesize_options()
+    own = open_model(settings, options.model) if options.model is not None else None
+    try:
+        target = own or session
+        synthesize = Synthesizer(
+            target.engine,
+            target.tokenizer,
+            max_candidates=options.m,
+            max_new_tokens=options.max_new_tokens or settings.max_new_tokens,
+            temperature=options.temperature,
+            top_p=settings.top_p,
+        )
+        n_max = samples_per_problem(problems)
+        rng = np.random.default_rng(settings.seed)
+        points, records, extra_tokens = [], [], 0.0
+        for n in n_schedule(n_max):
+            jobs = [(p, subset) for p in problems for subset in sample_subsets(n_max, n, options.subsets, rng)]
+            results = synthesize([p.prompt for p, _ in jobs], [[p.samples[i].response for i in s] for p, s in jobs])
+            verdicts = verifier.score([p.prompt for p, _ in jobs], [r.text for r in results])
+            correct: dict[str, list[float]] = {}
+            spent: dict[str, list[int]] = {}
+            for (problem, subset), result, verdict in zip(jobs, results, verdicts, strict=True):
+                value = 1.0 if verdict.reward >= 1.0 else 0.0
+                correct.setdefault(problem.prompt.id, []).append(value)
+                spent.setdefault(problem.prompt.id, []).append(result.tokens)
+                records.append(
+                    {
+                        "problem_id": problem.prompt.id,
+                        "n": n,
+                        "candidates": list(subset[: options.m]),
+                        "response": result.text,
+                        "tokens": result.tokens,
+                        "prompt_tokens": result.prompt_tokens,
+                        "correct": value,
+                    }
+                )
+            points.append(point(n, [statistics.fmean(v) for v in correct.values()], interval))
+            # Per problem: its mean over subsets; the last N's is the curve's (its largest N).
+            extra_tokens = statistics.fmean(statistics.fmean(v) for v in spent.values())
+    finally:
+        if own is not None:
+            own.close()
+    return Curve(spec.label, points, extra_tokens_per_problem=extra_tokens), records
 
 
 def run_evaluation(settings: EvalSettings, console: Console | None = None) -> tuple[EvalReport, Path]:
@@ -206,14 +270,23 @@ def run_evaluation(settings: EvalSettings, console: Console | None = None) -> tu
             assert session is not None
             tick = time.perf_counter()
             records: list[dict[str, Any]] = []
+            syntheses: list[dict[str, Any]] = []
             for spec in particle:
+                if spec.name == "synthesize":
+                    curve, found = synthesis_curve(spec, problems, session, verifier, settings, interval)
+                    curves.append(curve)
+                    syntheses += found
+                    continue
                 curve, found = particle_curve(
                     spec, problems, session, scorers[spec.scorer], verifier, settings, interval
                 )
                 curves.append(curve)
                 records += found
-            write_particle_records(out / PARTICLES_FILE, records)
-            timings["particle_filter_seconds"] = time.perf_counter() - tick
+            if records:
+                write_particle_records(out / PARTICLES_FILE, records)
+            if syntheses:
+                write_particle_records(out / SYNTHESES_FILE, syntheses)
+            timings["generating_strategies_seconds"] = time.perf_counter() - tick
     finally:
         verifier.close()
         for scorer in scorers.values():

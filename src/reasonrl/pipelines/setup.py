@@ -23,6 +23,7 @@ from reasonrl.engines.base import Engine, SamplingSettings
 from reasonrl.engines.factory import LearnerWeights, build_placed_engine
 from reasonrl.models.resolve import resolve_model_path
 from reasonrl.rewards import RewardPool
+from reasonrl.rewards.cat_labels import SynthesisLabelPool
 from reasonrl.rewards.failures import RewardFailureWatch
 from reasonrl.rewards.majority_labels import MajorityLabelPool, training_reward_pool, verifier_pool
 from reasonrl.rollout.collect import PromptEncoder
@@ -45,7 +46,7 @@ class Run:
     encode: PromptEncoder
     sampler: PromptSampler
     eval_prompts: list[Prompt]
-    train_pool: RewardPool | MajorityLabelPool
+    train_pool: RewardPool | MajorityLabelPool | SynthesisLabelPool
     eval_pool: RewardPool | None  # only when the training reward differs from the task's verifier
     sampling: SamplingSettings
     eval_sampling: SamplingSettings
@@ -54,6 +55,8 @@ class Run:
     history: dict[str, Any] = field(default_factory=dict)  # accuracy before RL, sft metrics, ...
     # Stops the run when the reward fails on every sample of several steps (algorithm.reward.max_failed_steps).
     reward_failures: RewardFailureWatch = field(default_factory=RewardFailureWatch)
+    # CaT's anchor (`labels: cat`): the frozen initial policy's engine; its RNG is checkpointed with the run's.
+    anchor: Engine | None = None
 
     def close(self) -> None:
         self.engine.close()
@@ -160,6 +163,7 @@ def build_run(config: RunConfig, *, resume: bool = False, sft_log: Any = None, e
         options=rollout.engine_options if engine is None else None,
     )
     reward = config.algorithm.reward
+    anchor = anchor_engine(config, learner, start) if reward.labels == "cat" else None
     run = Run(
         config=config,
         directory=directory,
@@ -169,7 +173,10 @@ def build_run(config: RunConfig, *, resume: bool = False, sft_log: Any = None, e
         encode=PromptEncoder(learner.tokenizer, config.data.format),
         sampler=PromptSampler(train_prompts, shuffle=config.data.shuffle, seed=config.data.seed),
         eval_prompts=eval_prompts,
-        train_pool=training_reward_pool(reward),
+        train_pool=training_reward_pool(
+            reward, synthesize=anchor_synthesizer(config, learner, anchor) if anchor is not None else None
+        ),
+        anchor=anchor,
         reward_failures=RewardFailureWatch.from_config(reward),
         eval_pool=verifier_pool(reward),
         sampling=SamplingSettings(
@@ -191,6 +198,33 @@ def build_run(config: RunConfig, *, resume: bool = False, sft_log: Any = None, e
     return run
 
 
+def anchor_engine(config: RunConfig, learner: Learner, start: Path) -> Engine:
+    """CaT's anchor (`algorithm.reward.labels: cat`): an hf engine on the frozen initial policy, built once per
+    run. It is the learner's KL reference when it holds one, else a frozen copy of the starting weights
+    (`start`: the model RL starts from, after SFT; with LoRA, the base)."""
+    from reasonrl.engines.hf import HFEngine
+    from reasonrl.training.models import load_reference
+
+    anchor = learner.reference if learner.reference is not None else load_reference(start, config.model, learner.device)
+    return HFEngine(anchor, learner.tokenizer, seed=config.train.seed + 1)
+
+
+def anchor_synthesizer(config: RunConfig, learner: Learner, anchor: Engine) -> Any:
+    """The synthesis of a group's reference answer on the anchor engine (`algorithm.reward.synthesis`)."""
+    from reasonrl.rollout.synthesis import Synthesizer
+
+    synthesis = config.algorithm.reward.synthesis
+    return Synthesizer(
+        anchor,
+        learner.tokenizer,
+        max_candidates=synthesis.candidates,
+        max_new_tokens=synthesis.max_new_tokens or config.rollout.max_new_tokens,
+        temperature=synthesis.temperature,
+        top_p=config.rollout.top_p,
+        stop=tuple(config.rollout.stop),
+    )
+
+
 def learner_weights(learner: Learner, model_dir: Path | None = None) -> LearnerWeights:
     """The learner's side of an engine (`engines.factory.build_placed_engine`): its module, its full weights
     with LoRA merged in, and `model_dir`, a folder of its starting weights (what a colocated vLLM loads)."""
@@ -209,6 +243,8 @@ def restore(run: Run, checkpoint: Path) -> None:
     trainer, pipeline = load_checkpoint(checkpoint)
     run.learner.load_state_dict(trainer["learner"])
     run.engine.set_rng_state(trainer["engine_rng"])
+    if run.anchor is not None and "anchor_rng" in trainer:
+        run.anchor.set_rng_state(trainer["anchor_rng"])
     restore_rng_states(trainer["rng"])
     run.sampler.load_state_dict(pipeline["sampler"])
     run.step = pipeline["step"]

@@ -91,6 +91,7 @@ def write_checkpoint(
         trainer_state={
             "learner": run.learner.state_dict(),
             "engine_rng": run.engine.rng_state(),
+            **({"anchor_rng": run.anchor.rng_state()} if run.anchor is not None else {}),
             **(trainer_state or {}),
         },
         pipeline_state={"sampler": sampler, "version": run.version, "history": run.history, **extra},

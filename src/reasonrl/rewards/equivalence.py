@@ -10,33 +10,54 @@ verifier that scores the task, so a vote never merges answers its verifier would
 - every other verifier (`exact`, `gym`, `countdown`, user functions): `extract_answer`, equal after case and
   whitespace normalisation.
 
-Equivalence is checked against each class's first member. math-verify's relation is not guaranteed to be
-transitive, so the first-seen answer is the class's reference, as in the `find_majority_answer` of
-search-and-learn.
+Classes do not depend on the order of the responses. Each answer first gets a canonical key
+(`AnswerKey.canonical`): its normalised text, or for numbers its exact value as a Fraction (`numeric`
+always; `math` for plain integers, decimals, `a/b` and `\\frac{a}{b}`, so `0.5`, `1/2`, `2/4` and
+`\\frac{1}{2}` share a key without math-verify). Equal keys are one answer. For `exact`, `numeric` and the
+other text verifiers the key is the whole relation. For `math`, different keys are then compared pairwise
+with math-verify as a fallback (two exact rationals, integers or fractions without a decimal point, are
+settled without it): the distinct keys are visited in sorted order, and each joins the first earlier class
+whose reference (the class's smallest key, spelled by its smallest string) math-verify finds equal, else it
+starts a class. math-verify's relation is not guaranteed to be transitive; this rule depends only on the set
+of answers, never on which response came first. Classes are then numbered by first appearance.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import re
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
+from fractions import Fraction
 from functools import partial
 from typing import Any
 
 from reasonrl.rewards.deadline import DeadlineExceeded, call_with_deadline
 from reasonrl.rewards.extract import as_text, check_extract_mode, extract_answer, final_answer
 from reasonrl.rewards.match import parse_number
-from reasonrl.rewards.math import equivalent, plain_number_verdict
+from reasonrl.rewards.math import _PLAIN_NUMBER, equivalent, plain_number_verdict
 
 NO_ANSWER = -1
 """The class of a response with no answer to read; it never votes."""
 
 
+Canonical = tuple[Hashable, bool]
+"""An answer's canonical key and whether key equality settles equivalence (`exact`): two answers with
+exact keys are the same answer exactly when their keys are equal, with no pairwise check."""
+
+
+def _text_canonical(answer: str) -> Canonical:
+    return ("text", _normal(answer)), True
+
+
 @dataclass(frozen=True)
 class AnswerKey:
-    """How one task's answers are read (`extract`) and compared (`same(reference, other)`)."""
+    """How one task's answers are read (`extract`), keyed (`canonical`: equal keys are the same answer) and,
+    where keys are not exact, compared pairwise (`same(reference, other)`)."""
 
     extract: Callable[[str], str | None]
     same: Callable[[str, str], bool]
+    canonical: Callable[[str], Canonical] = _text_canonical
 
 
 def answer_key(task: str, options: Mapping[str, Any] | None = None) -> AnswerKey:
@@ -45,31 +66,57 @@ def answer_key(task: str, options: Mapping[str, Any] | None = None) -> AnswerKey
     if task == "math":
         fallback = bool(options.get("last_number_fallback", True))
         seconds = float(options.get("timeout_seconds", 5.0))
-        return AnswerKey(partial(_math_answer, fallback=fallback), partial(_math_same, seconds=seconds))
+        return AnswerKey(
+            partial(_math_answer, fallback=fallback), partial(_math_same, seconds=seconds), _math_canonical
+        )
     mode = check_extract_mode(options.get("extract", "auto"))
     extract = partial(_extracted, mode=mode)
-    return AnswerKey(extract, _numbers_same if task == "numeric" else _text_same)
+    if task == "numeric":
+        return AnswerKey(extract, _numbers_same, _number_canonical)
+    return AnswerKey(extract, _text_same)
 
 
 def group_answers(answers: Sequence[str | None], key: AnswerKey) -> list[int]:
     """The equivalence class of each answer, numbered 0, 1, ... in order of first appearance; `NO_ANSWER`
-    for None. Identical normalised strings skip the comparison, so most votes cost a dict lookup."""
+    for None. The partition depends only on the multiset of answers, not their order (module docstring):
+    equal canonical keys are one answer, and pairwise checks run only between the sorted distinct keys that
+    are not both exact, so most votes cost a dict lookup."""
+    keys: dict[str, Canonical] = {}
+    members: dict[Hashable, list[str]] = {}
+    exact: dict[Hashable, bool] = {}
+    for answer in answers:
+        if answer is not None and answer not in keys:
+            value, is_exact = keys[answer] = key.canonical(answer)
+            members.setdefault(value, []).append(answer)
+            exact[value] = exact.get(value, True) and is_exact
+    leaders: list[tuple[Hashable, str]] = []  # each class's smallest key and its smallest spelling
+    merged: dict[Hashable, int] = {}
+    for value in sorted(members, key=_order):
+        spelling = min(members[value])
+        merged[value] = next(
+            (
+                i
+                for i, (lead, reference) in enumerate(leaders)
+                if not (exact[lead] and exact[value]) and key.same(reference, spelling)
+            ),
+            len(leaders),
+        )
+        if merged[value] == len(leaders):
+            leaders.append((value, spelling))
+    numbers: dict[int, int] = {}
     classes: list[int] = []
-    references: list[str] = []
-    by_text: dict[str, int] = {}
     for answer in answers:
         if answer is None:
             classes.append(NO_ANSWER)
-            continue
-        text = _normal(answer)
-        label = by_text.get(text)
-        if label is None:
-            label = next((i for i, ref in enumerate(references) if key.same(ref, answer)), len(references))
-            if label == len(references):
-                references.append(answer)
-            by_text[text] = label
-        classes.append(label)
+        else:
+            classes.append(numbers.setdefault(merged[keys[answer][0]], len(numbers)))
     return classes
+
+
+def _order(value: Hashable) -> tuple[int, Fraction, str]:
+    """A total order over canonical keys, which are (kind, value) pairs: numbers by value, then texts."""
+    kind, inner = value  # type: ignore[misc]
+    return (0, inner, "") if kind == "number" else (1, Fraction(0), str(inner))
 
 
 def majority_class(classes: Sequence[int]) -> int:
@@ -98,6 +145,37 @@ def _math_same(reference: str, other: str, *, seconds: float) -> bool:
         return call_with_deadline(equivalent, reference, other, seconds=seconds)
     except DeadlineExceeded:
         return False
+
+
+_RATIO = re.compile(r"(-?\d+)/(\d+)")
+_LATEX_RATIO = re.compile(r"(-?)\\[dt]?frac(?:\{(-?\d+)\}\{(\d+)\}|(\d)(\d))")
+
+
+def _math_canonical(answer: str) -> Canonical:
+    """A plain number (`42`, `1,000`, `2.50`), `a/b` or `\\frac{a}{b}` as its exact value; anything else as
+    normalised text. Exact (settled without math-verify) for integers and fractions; decimals are compared
+    to other keys by math-verify, which rounds."""
+    text = answer.strip()
+    if len(text) <= 40:
+        if _PLAIN_NUMBER.fullmatch(text):
+            return ("number", Fraction(Decimal(text.replace(",", "")))), "." not in text
+        ratio = _RATIO.fullmatch(text)
+        latex = _LATEX_RATIO.fullmatch(text)
+        sign, top, bottom = "", None, None
+        if latex:
+            sign, top, bottom, top1, bottom1 = latex.groups()
+            top, bottom = top or top1, bottom or bottom1
+        elif ratio:
+            top, bottom = ratio.groups()
+        if top is not None and bottom is not None and int(bottom) != 0:
+            value = Fraction(int(top), int(bottom))
+            return ("number", -value if sign else value), True
+    return ("text", _normal(answer)), False
+
+
+def _number_canonical(answer: str) -> Canonical:
+    number = parse_number(answer)
+    return (("number", number) if number is not None else ("text", _normal(answer))), True
 
 
 def _extracted(response: str, *, mode: Any) -> str | None:

@@ -120,14 +120,22 @@ def has_reference(prompt: Prompt) -> bool:
 
 
 def verifier_pool(config: RewardConfig) -> RewardPool | None:
-    """The task's own verifier, when the training reward differs from it (shaped terms or majority labels):
+    """The task's own verifier, when the training reward differs from it (shaped terms, majority or CaT labels):
     correctness and held-out accuracy are always the verifier's verdict. None when the reward is the verifier."""
-    if not config.functions and config.labels != "majority":
+    if not config.functions and config.labels == "answer":
         return None
     return RewardPool(None, workers=config.workers, timeout_seconds=config.timeout_seconds)
 
 
-def training_reward_pool(config: RewardConfig) -> RewardPool | MajorityLabelPool:
-    """The pool that scores training responses as the `reward` config section says (`labels` included)."""
+def training_reward_pool(config: RewardConfig, synthesize: Any = None) -> Any:
+    """The pool that scores training responses as the `reward` config section says (`labels` included);
+    `labels: cat` needs `synthesize`, the anchor's synthesis (`rewards.cat_labels.Synthesize`)."""
     pool = RewardPool.from_config(config)
+    if config.labels == "cat":
+        from reasonrl.rewards.cat_labels import SynthesisLabelPool
+
+        if synthesize is None:
+            pool.close()
+            raise ValueError("algorithm.reward.labels: cat needs the anchor's synthesis; build it with the run")
+        return SynthesisLabelPool(pool, synthesize)
     return MajorityLabelPool(pool) if config.labels == "majority" else pool

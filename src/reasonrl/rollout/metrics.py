@@ -13,17 +13,21 @@ def rollout_metrics(samples: Sequence[Sample], group_size: int) -> dict[str, flo
     lengths = [len(s.response_ids) for s in samples]
     groups = [rewards[i : i + group_size] for i in range(0, len(rewards), group_size)]
     count = max(1, len(samples))
-    return _majority_label_metrics(samples) | {
-        "reward/mean": statistics.fmean(rewards) if rewards else 0.0,
-        "reward/std": statistics.pstdev(rewards) if len(rewards) > 1 else 0.0,
-        "rollout/reward_error_share": sum(bool(s.reward_info.get("error")) for s in samples) / count,
-        "accuracy/train": sum(s.correct for s in samples) / count,
-        "response_length/mean": statistics.fmean(lengths) if lengths else 0.0,
-        "response_length/max": float(max(lengths, default=0)),
-        "rollout/truncated_share": sum(s.finish_reason == "length" for s in samples) / count,
-        # Groups where every response got the same reward carry no GRPO signal (DAPO filters them).
-        "rollout/identical_reward_groups": sum(len(set(g)) == 1 for g in groups) / max(1, len(groups)),
-    }
+    return (
+        _majority_label_metrics(samples)
+        | _cat_label_metrics(samples)
+        | {
+            "reward/mean": statistics.fmean(rewards) if rewards else 0.0,
+            "reward/std": statistics.pstdev(rewards) if len(rewards) > 1 else 0.0,
+            "rollout/reward_error_share": sum(bool(s.reward_info.get("error")) for s in samples) / count,
+            "accuracy/train": sum(s.correct for s in samples) / count,
+            "response_length/mean": statistics.fmean(lengths) if lengths else 0.0,
+            "response_length/max": float(max(lengths, default=0)),
+            "rollout/truncated_share": sum(s.finish_reason == "length" for s in samples) / count,
+            # Groups where every response got the same reward carry no GRPO signal (DAPO filters them).
+            "rollout/identical_reward_groups": sum(len(set(g)) == 1 for g in groups) / max(1, len(groups)),
+        }
+    )
 
 
 def _majority_label_metrics(samples: Sequence[Sample]) -> dict[str, float]:
@@ -34,4 +38,23 @@ def _majority_label_metrics(samples: Sequence[Sample]) -> dict[str, float]:
     metrics = {"ttrl/majority_share": statistics.fmean(shares)} if shares else {}
     if checked:
         metrics["ttrl/label_accuracy"] = statistics.fmean(map(float, checked))
+    return metrics
+
+
+def _cat_label_metrics(samples: Sequence[Sample]) -> dict[str, float]:
+    """CaT's diagnostics when the reward used synthesized labels: how often the synthesized label and, on the
+    same groups, the majority label (TTRL's) equal the reference answer; how often the two agree; and the
+    anchor's tokens per synthesis. Averaged over samples, i.e. over groups weighted by their size."""
+    infos = [s.reward_info for s in samples if "cat_tokens" in s.reward_info]
+    if not infos:
+        return {}
+    metrics = {
+        "cat/labelled_share": statistics.fmean(info["cat_label"] is not None for info in infos),
+        "cat/agrees_with_majority": statistics.fmean(map(float, (i["cat_agrees_with_majority"] for i in infos))),
+        "cat/synthesis_tokens": statistics.fmean(info["cat_tokens"] for info in infos),
+    }
+    checked = [info for info in infos if "cat_label_correct" in info]
+    if checked:
+        metrics["cat/label_accuracy"] = statistics.fmean(float(i["cat_label_correct"]) for i in checked)
+        metrics["cat/ttrl_label_accuracy"] = statistics.fmean(float(i["cat_majority_correct"]) for i in checked)
     return metrics
