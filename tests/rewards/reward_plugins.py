@@ -40,3 +40,33 @@ def unruly(response: Any, answer: Any, meta: Mapping[str, Any] | None = None) ->
 def weighted(response: Any, answer: Any, meta: Mapping[str, Any] | None = None, *, scale: float = 1.0) -> float:
     """`scale` times the length of the response, to check that options reach a user function."""
     return scale * len(str(response))
+
+
+def unjudgeable(response: Any, answer: Any, meta: Mapping[str, Any] | None = None) -> float:
+    """1.0 if `response == answer`; raises `RewardUnavailable` (no verdict: a sandbox that did not start) for
+    responses starting with "nojudge"."""
+    from reasonrl.rewards import RewardUnavailable
+
+    if str(response).startswith("nojudge"):
+        raise RewardUnavailable(f"sandbox did not start for {response!r}")
+    return float(response == answer)
+
+
+def slow(response: Any, answer: Any, meta: Mapping[str, Any] | None = None, *, seconds: float = 0.0) -> float:
+    """1.0 for a response of even length, after `seconds` of wall time: a reward as slow as running code."""
+    time.sleep(seconds)
+    return float(len(str(response)) % 2 == 0)
+
+
+_seen: set[str] = set()
+
+
+def flaky(response: Any, answer: Any, meta: Mapping[str, Any] | None = None) -> float:
+    """1.0 if `response == answer`; the first time it sees a response starting with "flaky" it cannot judge
+    it (`RewardUnavailable`: a sandbox that failed to start once). Its memory is per process."""
+    from reasonrl.rewards import RewardUnavailable
+
+    if str(response).startswith("flaky") and response not in _seen:
+        _seen.add(response)
+        raise RewardUnavailable("sandbox did not start this time")
+    return float(response == answer)

@@ -209,3 +209,41 @@ def test_in_process_scoring_keeps_the_limit() -> None:
         thread.join(60)
         assert_others_correct(from_thread[0], responses, bad={1, 2})
         assert from_thread[0][2].error.startswith("timeout")
+
+
+def test_submit_returns_at_once_and_keeps_order_and_limits(pool: RewardPool) -> None:
+    """Three batches in flight, the first with a hang: `submit` does not wait for any of them, each future
+    holds exactly what `score` would, and the hang is still cut at its limit."""
+    batches = [["0", "hang", "2"], ["0", "1"], ["wrong", "1", "raise"]]
+    start = time.perf_counter()
+    futures = [pool.submit(*unruly_batch(responses)) for responses in batches]
+    assert time.perf_counter() - start < 0.2 and not futures[0].done()
+    for future, responses, bad in zip(futures, batches, [{1}, set(), {2}], strict=True):
+        assert_others_correct(future.result(timeout=30), responses, bad=bad)
+    assert futures[0].result()[1].error.startswith("timeout: scoring took longer than 0.5 s")
+    assert_others_correct(pool.score(*unruly_batch(["0"])), ["0"], bad=set())  # the dispatcher starts again
+
+
+def test_closing_fails_the_batches_in_flight_at_once() -> None:
+    pool = RewardPool(workers=1, timeout_seconds=30)
+    running = pool.submit(*unruly_batch(["hang"]))
+    waiting = pool.submit(*unruly_batch(["0"]))
+    time.sleep(0.5)
+    pids = pool.worker_pids
+    start = time.perf_counter()
+    pool.close()
+    assert time.perf_counter() - start < 5  # no wait for the hang's 30 s limit
+    for future in (running, waiting):
+        with pytest.raises(RuntimeError, match="the pool is closed"):
+            future.result(timeout=5)
+    assert len(pids) == 1 and wait_gone(pids)
+
+
+def test_in_process_submit_is_done_on_return() -> None:
+    with RewardPool(workers=0, timeout_seconds=5) as pool:
+        future = pool.submit(*unruly_batch(["0", "wrong"]))
+        assert future.done()
+        assert_others_correct(future.result(), ["0", "wrong"], bad=set())
+        unknown = pool.submit([Prompt(id="z", answer="1", task="mathh", text="?")], ["1"])
+        with pytest.raises(ValueError, match="unknown verifier 'mathh'"):
+            unknown.result()

@@ -19,7 +19,7 @@ OPTIONS = {"overlong": {"max_length": 100, "buffer": 10}, "math": {"timeout_seco
 
 
 def test_names() -> None:
-    assert set(VERIFIERS.names()) == {"math", "exact", "numeric", "countdown", "format", "overlong", "gym"}
+    assert set(VERIFIERS.names()) == {"math", "exact", "numeric", "countdown", "format", "overlong", "gym", "code"}
 
 
 def test_unknown_name_lists_the_choices() -> None:
@@ -87,7 +87,9 @@ ODD_INPUTS = [
 MEGABYTE = ("<answer>x</answer> \\boxed{1+ {{ 12,3 #### } The answer is " * 20_000)[:1_000_000]
 
 
-@pytest.mark.parametrize("name", VERIFIERS.names())
+# `code` raises ValueError on a malformed reference instead: a data error the run must report, not a wrong
+# answer (tests/rewards/test_code_verifier.py::test_malformed_references_name_the_problem).
+@pytest.mark.parametrize("name", [name for name in VERIFIERS.names() if name != "code"])
 def test_builtins_never_raise_on_odd_input(name: str) -> None:
     verifier = get_verifier(name, **OPTIONS.get(name, {}))
     low, high = (-1.0, 0.0) if name == "overlong" else (0.0, 1.0)

@@ -4,12 +4,14 @@ weights reach the engine between generate calls, and requeued and untrained prom
 from __future__ import annotations
 
 import time
+from concurrent.futures import Future
 
 import pytest
 import torch
 
 from reasonrl.data import Prompt, PromptSampler
 from reasonrl.engines.base import SamplingSettings
+from reasonrl.rewards.pool import computed
 from reasonrl.rollout.producer import RolloutBatch, RolloutProducer, weight_snapshot
 from reasonrl.rollout.samples import Sample
 from reasonrl.rollout.scheduler import SchedulerSettings
@@ -19,9 +21,13 @@ from .step_engine import StepEngine
 PROMPTS = [Prompt(id=f"p{i}", answer=i, task="exact", text=f"q{i}") for i in range(20)]
 
 
-def _score(samples: list[Sample]) -> None:
+def _all_correct(samples: list[Sample]) -> None:
     for sample in samples:
         sample.reward = 1.0
+
+
+def _score(samples: list[Sample]) -> Future[None]:
+    return computed(_all_correct, samples)
 
 
 def _producer(engine: StepEngine, max_staleness: int, last_index: int = 10, **kwargs) -> RolloutProducer:  # type: ignore[no-untyped-def]

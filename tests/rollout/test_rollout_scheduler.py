@@ -14,9 +14,10 @@ import pytest
 
 from reasonrl.data import Prompt, PromptSampler
 from reasonrl.engines.base import SamplingSettings
+from reasonrl.rewards.pool import computed
 from reasonrl.rollout.greso import SelectiveRollouts
 from reasonrl.rollout.samples import Sample
-from reasonrl.rollout.scheduler import ProducedBatch, RolloutScheduler, SchedulerSettings
+from reasonrl.rollout.scheduler import ProducedBatch, RolloutScheduler, SchedulerSettings, Scores
 
 from .step_engine import StepEngine
 
@@ -38,8 +39,12 @@ class Harness:
         lengths: Callable[[int], int],
         *,
         score: Callable[[list[Sample]], None] = informative,
+        submit: Callable[[list[Sample]], Scores] | None = None,
         selective: SelectiveRollouts | None = None,
+        should_abort: Callable[[], bool] | None = None,
     ) -> None:
+        """`score` fills rewards in place and is called at once; `submit`, when given, is the scheduler's own
+        submit-style `score` (a reward pool's, scoring while decoding goes on)."""
         self.engine = StepEngine(lambda ids: lengths(ids[0]))
         self.sampler = PromptSampler(PROMPTS, shuffle=False)
         self.drawn: list[str] = []
@@ -49,11 +54,12 @@ class Harness:
             lambda prompt: [int(prompt.id[1:])],  # type: ignore[arg-type]
             SamplingSettings(max_new_tokens=64),
             settings,
-            score=score,
+            score=submit or (lambda samples: computed(score, samples)),
             draw=self.draw,
             discard=lambda prompt: self.retired.append(prompt.id),
             lock=threading.Condition(),
             selective=selective,
+            should_abort=should_abort,
         )
 
     def draw(self, count: int) -> list[Prompt]:

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable
+from concurrent.futures import Future
 from pathlib import Path
 
 import pytest
@@ -16,6 +18,7 @@ from reasonrl.config.schema import PromptFormat
 from reasonrl.data import Prompt, PromptSampler, load_prompts
 from reasonrl.engines.base import SamplingSettings
 from reasonrl.engines.hf import HFEngine
+from reasonrl.rewards.pool import computed
 from reasonrl.rollout.batches import SyncRollouts
 from reasonrl.rollout.collect import PromptEncoder, generate_samples
 from reasonrl.rollout.greso import SelectiveRollouts
@@ -35,6 +38,11 @@ def settings(**kwargs) -> SchedulerSettings:  # type: ignore[no-untyped-def]
 def parity(samples: list[Sample]) -> None:
     for sample in samples:
         sample.reward = float(len(sample.response_text) % 2)
+
+
+def in_line(fill: Callable[[list[Sample]], None]) -> Callable[[list[Sample]], Future[None]]:
+    """The scheduler's submit-style `score` for a function that fills rewards in place, scoring at once."""
+    return lambda samples: computed(fill, samples)
 
 
 def record(sample: Sample) -> tuple:  # type: ignore[type-arg]
@@ -67,7 +75,7 @@ def test_without_filters_a_batch_is_the_old_synchronous_batch_bit_for_bit(tiny_m
         score_calls.append(len(samples))
         parity(samples)
 
-    rollouts = SyncRollouts(new_engine, encode, sampling, new_sampler, settings(), score=score)
+    rollouts = SyncRollouts(new_engine, encode, sampling, new_sampler, settings(), score=in_line(score))
     for version in range(3):
         old = generate_samples(old_sampler.next_batch(3), 2, old_engine, encode, sampling)
         parity(old)
@@ -93,7 +101,7 @@ def test_dynamic_sampling_keeps_informative_groups_and_logs_everything_it_scored
         SAMPLING,
         sampler,
         settings(dynamic_sampling=True, max_extra_prompts=8),
-        score=every_third_all_correct,
+        score=in_line(every_third_all_correct),
     )
     batch = rollouts.next_batch(0)
     # p0 is dropped; the refill draws ceil(1.25 x 1 missing / keep rate 1.0) = 2: p3 (dropped) and p4.
@@ -118,7 +126,7 @@ def test_a_checkpoint_between_steps_keeps_the_groups_drawn_for_a_later_batch() -
             SAMPLING,
             sampler,
             settings(dynamic_sampling=True, max_extra_prompts=16),
-            score=one_in_three_informative,
+            score=in_line(one_in_three_informative),
             selective=selective,
         )
         return rollouts, sampler, engine
@@ -152,7 +160,7 @@ def test_selective_rollouts_skip_prompts_in_the_sync_pipeline_too() -> None:
         SAMPLING,
         PromptSampler(PROMPTS, shuffle=False),
         settings(),
-        score=parity,
+        score=in_line(parity),
         selective=selective,
     )
     batch = rollouts.next_batch(0)
@@ -169,7 +177,7 @@ def test_sync_rollouts_refuse_to_run_ahead(bad: dict) -> None:  # type: ignore[t
             SAMPLING,
             PromptSampler(PROMPTS),
             SchedulerSettings(prompts_per_batch=1, group_size=2, **bad),
-            score=parity,
+            score=in_line(parity),
         )
 
 
@@ -180,6 +188,6 @@ def test_the_scheduler_lock_is_a_plain_condition() -> None:
         SAMPLING,
         PromptSampler(PROMPTS),
         settings(),
-        score=parity,
+        score=in_line(parity),
     )
     assert isinstance(rollouts.scheduler.lock, threading.Condition)

@@ -63,7 +63,7 @@ def tasks(
 
     console.print("[bold]Built-in tasks[/] (a name works as data.train.source or as a data spec):")
     for info in list_tasks():
-        if gym or info.kind == "preset":
+        if gym or info.kind != "gym":
             prefix = f"{info.name:<26} {info.kind:<6} "
             if info.example is None:
                 line = prefix + "(needs options: see its reasoning-gym docs)"

@@ -64,8 +64,9 @@ class DataSource(Section):
     fields: FieldMap = Field(default_factory=FieldMap, description="Column mapping for file datasets.")
     reward: str | None = Field(
         None,
-        description="Verifier that scores this source's responses; None = the task's own (presets: exact, "
-        "reasoning-gym tasks: gym), math for gsm8k/math files, else math for numeric/LaTeX answers, exact for text.",
+        description="Verifier that scores this source's responses; None = the task's own (presets: exact, code "
+        "tasks: code, reasoning-gym tasks: gym), math for gsm8k/math files, else math for numeric/LaTeX answers, "
+        "exact for text.",
         json_schema_extra={"registry": "verifier"},
     )
     skip_invalid: bool = Field(

@@ -1,8 +1,8 @@
-"""The list of built-in tasks for `reasonrl tasks`: presets and every reasoning-gym generator, with examples.
+"""The list of built-in tasks for `reasonrl tasks`: presets, code tasks and every reasoning-gym generator.
 
 Making one example for each of the 100+ generators takes several seconds (a few build puzzles by search),
 so the reasoning-gym part is cached on disk per reasoning-gym version, under $REASONRL_CACHE (default
-~/.cache/reasonrl). Presets are always built fresh: they are few and defined here.
+~/.cache/reasonrl). Presets and code tasks are always built fresh: they are few and defined here.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from pathlib import Path
 
 from reasonrl.config.data_source import DataSource
 from reasonrl.config.paths import cache_dir
+from reasonrl.data.code_tasks import CODE_TASKS
 from reasonrl.data.errors import DataError
 from reasonrl.data.gym import gym_category, gym_description, gym_task_names, option_defaults
 from reasonrl.data.presets import PRESETS
@@ -34,7 +35,7 @@ class TaskInfo:
     """One built-in task as `reasonrl tasks` shows it; `example` is None when the task needs options first."""
 
     name: str
-    kind: str  # "preset" or "gym"
+    kind: str  # "preset", "code" or "gym"
     category: str
     description: str
     example: str | None
@@ -43,19 +44,21 @@ class TaskInfo:
 
 
 def _example(name: str) -> tuple[str | None, str | None]:
-    """The first prompt `DataSource(source=name)` gives, and its answer; (None, None) if it needs options."""
+    """The first prompt `DataSource(source=name)` gives, and its answer; (None, None) if it needs options
+    (or, for humaneval, its package). A code task's answer is its tests, so the correct response is shown."""
     try:
         # Some generators print progress to stdout; that must not end up in `reasonrl tasks` output.
         with contextlib.redirect_stdout(io.StringIO()):
             prompt = next(iter_task_prompts(DataSource(source=name), limit=1))
     except DataError:
         return None, None
-    return prompt.question, None if prompt.answer is None else str(prompt.answer)
+    answer = prompt.meta["target"] if "code_task" in prompt.meta else prompt.answer
+    return prompt.question, None if answer is None else str(answer)
 
 
-def _task_info(name: str, kind: str, category: str, description: str, examples: bool, gym_task: str) -> TaskInfo:
+def _task_info(name: str, kind: str, category: str, description: str, examples: bool, gym_task: str | None) -> TaskInfo:
     example, answer = _example(name) if examples else (None, None)
-    defaults = option_defaults(gym_task)
+    defaults = option_defaults(gym_task) if gym_task is not None else CODE_TASKS[name].defaults()
     if kind == "preset":
         defaults.update(PRESETS[name].defaults)
     options = {option: repr(value) for option, value in defaults.items()}
@@ -85,8 +88,9 @@ def _gym_infos(examples: bool, cache: Path) -> list[TaskInfo]:
 
 
 def list_tasks(examples: bool = True, cache: Path | None = None) -> list[TaskInfo]:
-    """Presets first, then all reasoning-gym tasks by name, each with a description and (optionally) an
-    example prompt with its answer. `cache` defaults to `cache_dir() / "tasks"`.
+    """Presets first, then code tasks, then all reasoning-gym tasks by name, each with a description and
+    (optionally) an example prompt with its answer. `cache` defaults to `cache_dir() / "tasks"`.
     """
     presets = [_task_info(p.name, "preset", "preset", p.description, examples, p.gym_task) for p in PRESETS.values()]
-    return presets + _gym_infos(examples, cache if cache is not None else cache_dir() / "tasks")
+    code = [_task_info(t.name, "code", "code", t.description, examples, None) for t in CODE_TASKS.values()]
+    return presets + code + _gym_infos(examples, cache if cache is not None else cache_dir() / "tasks")

@@ -79,7 +79,7 @@ def load_source(spec: SourceSpec, *, config_key: str = "data.train") -> tuple[li
     if is_file_source(source):
         return load_file_prompts(source, source.kind, config_key)
     prompts = load_task_prompts(source, config_key)
-    shape = "preset" if resolve_task(source.source, config_key).preset else "gym"
+    shape = resolve_task(source.source, config_key).kind
     return prompts, LoadReport(source=to_spec(source), kind="task", shape=shape, prompts=len(prompts))
 
 

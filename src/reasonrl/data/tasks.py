@@ -1,4 +1,4 @@
-"""Prompts from built-in tasks: presets and reasoning-gym generators, selected by name with options."""
+"""Prompts from built-in tasks: presets, code tasks and reasoning-gym generators, selected by name with options."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from reasonrl.config.data_source import DataSource, FieldMap
+from reasonrl.data.code_tasks import CODE_TASKS, CodeTask, iter_code_prompts
 from reasonrl.data.errors import DataError
 from reasonrl.data.gym import gym_seed, gym_task_names, make_gym_dataset
 from reasonrl.data.presets import PRESETS, Preset
@@ -18,25 +19,33 @@ DEFAULT_TASK_SIZE = 1000
 
 @dataclass(frozen=True)
 class TaskRef:
-    """A resolved task name: the reasoning-gym generator behind it, and the preset if it is one."""
+    """A resolved task name: a code task, or the reasoning-gym generator behind it and the preset if it is one."""
 
     name: str
-    gym_task: str
-    preset: Preset | None
+    gym_task: str | None
+    preset: Preset | None = None
+    code: CodeTask | None = None
+
+    @property
+    def kind(self) -> str:
+        """How `reasonrl tasks` and load reports label it: preset, code or gym."""
+        return "preset" if self.preset else "code" if self.code else "gym"
 
 
 def resolve_task(name: str, config_key: str = "data.train") -> TaskRef:
     """The task called `name`; an unknown name is a `DataError` suggesting the closest known names."""
     if name in PRESETS:
         return TaskRef(name, PRESETS[name].gym_task, PRESETS[name])
+    if name in CODE_TASKS:
+        return TaskRef(name, None, code=CODE_TASKS[name])
     known = gym_task_names()
     if name in known:
-        return TaskRef(name, name, None)
-    close = difflib.get_close_matches(name, [*PRESETS, *known], n=3, cutoff=0.6)
+        return TaskRef(name, name)
+    close = difflib.get_close_matches(name, [*PRESETS, *CODE_TASKS, *known], n=3, cutoff=0.6)
     hint = f" Did you mean {' or '.join(map(repr, close))}?" if close else ""
     raise DataError(
         f"{config_key}.source: unknown task {name!r}.{hint} `reasonrl tasks` lists the "
-        f"{len(PRESETS) + len(known)} built-in tasks; a file source needs a path with its extension "
+        f"{len(PRESETS) + len(CODE_TASKS) + len(known)} built-in tasks; a file source needs a path with its extension "
         f"(.jsonl, .json, .parquet) or an existing HF dataset folder."
     )
 
@@ -49,10 +58,14 @@ def iter_task_prompts(
     Prompts are made one at a time, so a caller that stops early (held-out filtering) pays only for what it
     used; `limit` is still needed up front because some generators precompute their whole dataset.
 
-    The prompt's `task` (its verifier) is `source.reward` when set, else the preset's verifier, else `gym`,
-    which scores with reasoning-gym's own scorer from `meta["gym_entry"]`.
+    The prompt's `task` (its verifier) is `source.reward` when set, else the preset's verifier, `code` for a
+    code task, else `gym`, which scores with reasoning-gym's own scorer from `meta["gym_entry"]`.
     """
     task = resolve_task(source.source, config_key)
+    if task.code is not None:
+        yield from iter_code_prompts(task.code, source, limit, stream, config_key)
+        return
+    assert task.gym_task is not None  # every task that is not a code task has a generator
     options = {**(task.preset.defaults if task.preset else {}), **source.options}
     seed = gym_seed(source.seed, stream)
     dataset = make_gym_dataset(task.gym_task, options, seed, size=limit, config_key=config_key)

@@ -18,6 +18,8 @@ def score_stored(samples: Sequence[EvalSample], verifier: RewardPool, scorers: M
     """Fill each sample's verifier score, answer, answer class and scorer scores in place."""
     prompts = [s.prompt for s in samples]
     responses = [s.response for s in samples]
+    # A response the verifier could not judge twice (the pool tries again) counts as not correct, and the
+    # report says how many there were (`EvalSample.excluded`).
     for sample, result in zip(samples, verifier.score(prompts, responses), strict=True):
         sample.verifier_score = result.reward
         sample.verifier_error = result.error

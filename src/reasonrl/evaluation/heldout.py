@@ -21,13 +21,14 @@ def evaluate(
     samples_per_prompt: int = 1,
 ) -> tuple[dict[str, float], list[Sample]]:
     """Metrics (`accuracy/eval` = share of responses the task's verifier accepts; with several samples per
-    prompt also `eval/pass@n`) and the scored samples. `reasonrl eval` computes the full set from stored
-    samples (`pipelines/evaluation.py`)."""
+    prompt also `eval/pass@n`; `eval/excluded_samples`: responses it could not judge, twice) and the scored
+    samples. `reasonrl eval` computes the full set from stored samples (`pipelines/evaluation.py`)."""
     samples = generate_samples(prompts, samples_per_prompt, engine, encode, sampling)
-    score_samples(samples, pool)
+    score_samples(samples, pool)  # a response the verifier could not judge, twice, counts as not correct
     count = max(1, len(samples))
     metrics = {
         "accuracy/eval": sum(s.correct for s in samples) / count,
+        "eval/excluded_samples": float(sum(s.excluded for s in samples)),
         "eval/reward": sum(s.reward for s in samples) / count,
         "eval/response_length_mean": sum(len(s.response_ids) for s in samples) / count,
         "eval/truncated_share": sum(s.finish_reason == "length" for s in samples) / count,

@@ -16,6 +16,7 @@ from typing import Any
 
 from reasonrl.data import Prompt
 from reasonrl.rewards.equivalence import NO_ANSWER
+from reasonrl.rewards.excluded import is_excluded_error
 
 
 @dataclass
@@ -42,6 +43,12 @@ class EvalSample:
     @property
     def correct(self) -> float:
         return 1.0 if self.verifier_score >= 1.0 else 0.0
+
+    @property
+    def excluded(self) -> bool:
+        """The verifier could not judge it, even when asked twice (the code sandbox failed): it counts as not
+        correct, and the report says how many there were."""
+        return is_excluded_error(self.verifier_error)
 
     def to_json(self) -> dict[str, Any]:
         prompt = self.prompt

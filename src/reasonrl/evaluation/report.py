@@ -33,6 +33,7 @@ class EvalReport:
     curves: list[Curve]
     settings: dict[str, Any] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
+    excluded_samples: int = 0  # samples the verifier could not judge (counted as not correct)
 
     def curve(self, prefix: str) -> Curve | None:
         return next((c for c in self.curves if c.label.startswith(prefix)), None)
@@ -60,6 +61,7 @@ class EvalReport:
             "problems": self.problems,
             "samples_per_problem": n,
             "mean_accuracy": self.mean_accuracy,
+            "excluded_samples": self.excluded_samples,
             "metrics": self.headline() | table,
             "curves": [c.to_json() for c in self.curves],
             "settings": self.settings,
@@ -81,6 +83,7 @@ class EvalReport:
             curves=curves,
             settings=data.get("settings", {}),
             timings=data.get("timings", {}),
+            excluded_samples=int(data.get("excluded_samples", 0)),
         )
 
 
@@ -124,6 +127,16 @@ def _curve_table(curves: Sequence[Curve], schedule: Sequence[int]) -> list[str]:
     lines = ["| strategy | " + " | ".join(f"N={n}" for n in schedule) + " |", "|---" * (len(schedule) + 1) + "|"]
     lines += [f"| {c.label} | " + " | ".join(_cell(c.at(n)) for n in schedule) + " |" for c in curves]
     return lines
+
+
+def _excluded_note(report: EvalReport) -> list[str]:
+    if not report.excluded_samples:
+        return []
+    return [
+        f"**{report.excluded_samples} samples could not be judged** (the verifier raised `RewardUnavailable` twice, "
+        "e.g. the code sandbox did not start); they count as not correct. See docs/code.md.",
+        "",
+    ]
 
 
 def _pass_at_k_note(curves: Sequence[Curve]) -> list[str]:
@@ -170,6 +183,7 @@ def report_markdown(report: EvalReport) -> str:
         "|---|---|",
         *(f"| {name} | {value:.4f} |" for name, value in report.headline().items()),
         "",
+        *_excluded_note(report),
         f"## Accuracy against N (mean over problems, {report.settings.get('confidence', 0.95):.0%} bootstrap "
         "interval over problems; ±: Monte Carlo standard error where a point averages random subsets, none "
         "where it is exact)",

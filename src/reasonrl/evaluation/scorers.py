@@ -87,6 +87,7 @@ class RewardFunctionScorer:
     def __call__(
         self, prompts: Sequence[Prompt], responses: Sequence[str], logprobs: Sequence[Sequence[float]]
     ) -> list[float]:
+        # A response the reward could not judge, twice (`RewardUnavailable`), ranks last: 0, like a wrong one.
         return [result.reward for result in self.pool.score(prompts, responses)]
 
     def close(self) -> None:

@@ -34,7 +34,7 @@ from reasonrl.pipelines.step import (
 )
 from reasonrl.rewards import RewardPool
 from reasonrl.rewards.majority_labels import MajorityLabelPool, training_reward_pool, verifier_pool
-from reasonrl.rollout.collect import score_samples
+from reasonrl.rollout.collect import submit_scores
 from reasonrl.rollout.metrics import rollout_metrics
 from reasonrl.rollout.producer import RolloutProducer, weight_snapshot
 from reasonrl.rollout.samples import Sample
@@ -118,7 +118,7 @@ def build_producer(
         run.sampling,
         run.sampler,
         settings,
-        score=lambda samples: score_samples(samples, pool, verify),
+        score=submit_scores(pool, verify),
         version=run.version,
         last_index=config.train.steps,
         pending=[by_id[prompt_id] for prompt_id in saved.get("outstanding", [])],

@@ -8,6 +8,7 @@ filtering (which generates its own, step by step) -> report.json / report.md / a
 from __future__ import annotations
 
 import json
+import logging
 import statistics
 import time
 from collections.abc import Sequence
@@ -38,9 +39,12 @@ from reasonrl.evaluation.scorers import Scorer, build_scorer, check_scorer
 from reasonrl.evaluation.settings import EvalSettings
 from reasonrl.evaluation.strategies import StrategySpec, generates_responses, parse_strategy
 from reasonrl.rewards import RewardPool
+from reasonrl.rewards.code import record_sandbox
 from reasonrl.rollout.collect import PromptEncoder, generate_samples
 from reasonrl.rollout.synthesis import Synthesizer
 from reasonrl.tracking.progress import WorkProgress
+
+logger = logging.getLogger(__name__)
 
 SAMPLES_FILE = "samples.jsonl"
 PARTICLES_FILE = "particles.jsonl"
@@ -251,9 +255,11 @@ def run_evaluation(settings: EvalSettings, console: Console | None = None) -> tu
     try:
         if settings.samples is not None:
             samples = read_samples(Path(settings.samples))
+            record_sandbox([], [s.prompt for s in samples], out)
         else:
             assert session is not None and settings.data is not None
             prompts = load_prompts(settings.data, config_key="--data")
+            record_sandbox([], prompts, out)
             tick = time.perf_counter()
             samples = generate(prompts, settings.n, session, sampling, console)
             timings["generate_seconds"] = time.perf_counter() - tick
@@ -303,7 +309,15 @@ def run_evaluation(settings: EvalSettings, console: Console | None = None) -> tu
         curves=curves,
         settings=settings.model_dump(mode="json", exclude={"model", "data"}),
         timings=timings,
+        excluded_samples=sum(s.excluded for s in samples),
     )
+    if report.excluded_samples:
+        logger.warning(
+            "%d of %d samples could not be judged (the verifier raised RewardUnavailable twice); they count as not "
+            "correct: see docs/code.md",
+            report.excluded_samples,
+            len(samples),
+        )
     write_report(report, out)
     return report, out
 

@@ -24,6 +24,7 @@ from reasonrl.engines.factory import LearnerWeights, build_placed_engine
 from reasonrl.models.resolve import resolve_model_path
 from reasonrl.rewards import RewardPool
 from reasonrl.rewards.cat_labels import SynthesisLabelPool
+from reasonrl.rewards.code import record_sandbox
 from reasonrl.rewards.failures import RewardFailureWatch
 from reasonrl.rewards.majority_labels import MajorityLabelPool, training_reward_pool, verifier_pool
 from reasonrl.rollout.collect import PromptEncoder
@@ -73,9 +74,11 @@ def seed_everything(seed: int) -> None:
 
 
 def sft_targets(prompts: list[Prompt], tokenizer: Any) -> list[list[int]]:
-    """The supervised target of each prompt: its answer, then the end-of-turn token."""
+    """The supervised target of each prompt, then the end-of-turn token: its answer, or `meta["target"]` where
+    the answer is not a response (a code task's answer is the tests that the response must pass)."""
     eos = tokenizer.eos_token_id
-    return [tokenizer(str(p.answer), add_special_tokens=False)["input_ids"] + [eos] for p in prompts]
+    texts = [str(p.meta.get("target", p.answer)) for p in prompts]
+    return [tokenizer(text, add_special_tokens=False)["input_ids"] + [eos] for text in texts]
 
 
 def start_model(config: RunConfig, base: Path, directory: RunDirectory, prompts: list[Prompt], log: Any) -> Path:
@@ -129,6 +132,8 @@ def build_run(config: RunConfig, *, resume: bool = False, sft_log: Any = None, e
         if config.data.eval is not None
         else heldout_prompts(config.data.train, size=config.eval.max_prompts, train_prompts=train_prompts)
     )
+    terms = [(term.name, term.options) for term in config.algorithm.reward.functions]
+    record_sandbox(terms, [*train_prompts, *eval_prompts], directory.root)
     base = resolve_model_path(config.model.path)
     start = start_model(config, base, directory, train_prompts, sft_log or (lambda step, m: None))
 

@@ -20,7 +20,7 @@ from reasonrl.pipelines.step import (
     write_checkpoint,
 )
 from reasonrl.rollout.batches import SyncRollouts
-from reasonrl.rollout.collect import score_samples
+from reasonrl.rollout.collect import PendingScores, submit_scores
 from reasonrl.rollout.metrics import rollout_metrics
 from reasonrl.rollout.samples import Sample
 from reasonrl.rollout.scheduler import SchedulerSettings
@@ -35,9 +35,13 @@ def sync_rollouts(run: Run, timer: Stopwatch, *, resume: bool = False) -> SyncRo
     for a later batch, the keep rate, the GRESO history)."""
     settings = SchedulerSettings.of(run.config)
 
-    def score(samples: list[Sample]) -> None:
-        with timer("reward"):
-            score_samples(samples, run.train_pool, run.eval_pool)
+    submit = submit_scores(run.train_pool, run.eval_pool)
+
+    def score(samples: list[Sample]) -> PendingScores:
+        with timer("reward"):  # scored in line: nothing else is left to do until the rewards are in
+            scores = submit(samples)
+            scores.result()
+        return scores
 
     rollouts = SyncRollouts(
         run.engine,
@@ -61,7 +65,7 @@ def rl_step(run: Run, rollouts: SyncRollouts, timer: Stopwatch) -> dict[str, flo
     """One RL step on the next batch; returns its metrics. The rollout statistics cover every group scored
     for the batch, also those dynamic sampling dropped or kept for a later batch; the scheduler's own metrics
     are the async pipeline's (generate calls, tokens, dynamic sampling, GRESO), less its reward seconds,
-    which are `time/reward` here."""
+    which are `time/reward`."""
     batch = rollouts.next_batch(run.version)
     scored = rollout_metrics(batch.scored, run.config.rollout.group_size)
     produced = {k: v for k, v in batch.metrics.items() if k != "rollout/reward_seconds"}

@@ -13,18 +13,21 @@ prompt id in one `score` call. The synthesis is any callable `(prompts, candidat
 result's `info` holds the label (`cat_label`), the synthesis's token count, whether it agrees with the
 group's majority answer, and, where the prompt has a reference answer, whether the synthesized label and the
 majority label match it (`cat_label_correct`, `cat_majority_correct`; a group whose label has no answer
-counts as wrong), so CaT's label accuracy and TTRL's are measured on the same groups.
+counts as wrong), so CaT's label accuracy and TTRL's are measured on the same groups. As with majority
+labels, a response the verifier could not judge excludes its whole group (the synthesis read it), and a
+label check that could not be judged is left out.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future
 from typing import Any, Protocol
 
 from reasonrl.data.records import Prompt
 from reasonrl.rewards.equivalence import answer_key
-from reasonrl.rewards.majority_labels import has_reference, majority_label, relabelled
-from reasonrl.rewards.pool import RewardPool
+from reasonrl.rewards.majority_labels import exclude_whole_groups, has_reference, majority_label, relabelled
+from reasonrl.rewards.pool import RewardPool, computed
 from reasonrl.rewards.single_response import RewardResult
 
 # Verifiers whose correct answers are not one answer written in different ways (as for majority labels).
@@ -60,6 +63,11 @@ class SynthesisLabelPool:
         if self._close_synthesizer is not None:
             self._close_synthesizer()
             self._close_synthesizer = None
+
+    def submit(self, prompts: Sequence[Prompt], responses: Sequence[str]) -> Future[list[RewardResult]]:
+        """`score`, computed before returning (a done future): the synthesis runs on the anchor engine and
+        must see whole groups, so this pool does not overlap decoding yet; `RewardPool.submit` does."""
+        return computed(self.score, prompts, responses)
 
     def score(self, prompts: Sequence[Prompt], responses: Sequence[str]) -> list[RewardResult]:
         if len(prompts) != len(responses):
@@ -99,20 +107,24 @@ class SynthesisLabelPool:
             [responses[i] for i in jobs] + [label for _, _, label in checks],
         )
         verdicts = {
-            (pid, which): r.reward >= 1.0 for (pid, which, _), r in zip(checks, scored[len(jobs) :], strict=True)
+            (pid, which): r.reward >= 1.0
+            for (pid, which, _), r in zip(checks, scored[len(jobs) :], strict=True)
+            if not r.excluded
         }
+        unjudged = {pid for (pid, _, _), r in zip(checks, scored[len(jobs) :], strict=True) if r.excluded}
         results = [RewardResult(0.0) for _ in prompts]
         for i, result in zip(jobs, scored[: len(jobs)], strict=True):
             results[i] = result
+        exclude_whole_groups(results, groups.values())
         for pid, synthesis in zip(groups, syntheses, strict=True):
             info: dict[str, Any] = {
                 "cat_label": labels[pid],
                 "cat_tokens": synthesis.tokens,
                 "cat_agrees_with_majority": agrees[pid],
             }
-            if has_reference(firsts[pid]):
+            if has_reference(firsts[pid]) and pid not in unjudged:
                 info["cat_label_correct"] = verdicts.get((pid, "cat"), False)
                 info["cat_majority_correct"] = verdicts.get((pid, "majority"), False)
             for i in groups[pid]:
-                results[i].info = dict(info)
+                results[i].info = {**results[i].info, **info}  # keeps `excluded`, tracebacks
         return results

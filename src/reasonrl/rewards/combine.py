@@ -11,6 +11,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from reasonrl.rewards.excluded import RewardUnavailable
 from reasonrl.rewards.registry import Verifier
 
 
@@ -22,6 +23,20 @@ class ComponentError(Exception):
     @property
     def traceback(self) -> str | None:
         return self.args[1] if len(self.args) > 1 else None
+
+
+class ComponentUnavailable(Exception):
+    """A component of a weighted reward could not judge the response (it raised `RewardUnavailable`); the
+    arguments are the component's key and the reason. Kept apart from `ComponentError`: the sample is excluded
+    from training, never scored 0 as if the response were wrong."""
+
+    @property
+    def component(self) -> str:
+        return str(self.args[0])
+
+    @property
+    def reason(self) -> str:
+        return str(self.args[1])
 
 
 def component_names(names: Sequence[str]) -> list[str]:
@@ -45,6 +60,8 @@ def weighted_sum(
     for key, weight, verifier in terms:
         try:
             value = verifier(response, answer, meta)
+        except RewardUnavailable as exc:
+            raise ComponentUnavailable(key, str(exc) or type(exc).__name__) from exc
         except Exception as exc:
             message = f"reward {key!r} failed: {type(exc).__name__}: {exc}"
             raise ComponentError(message, traceback.format_exc()) from exc

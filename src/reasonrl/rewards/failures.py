@@ -49,7 +49,9 @@ class RewardFailureWatch:
 
     def observe(self, samples: Sequence[Sample]) -> None:
         """Count one training step's scored samples; raise `RewardsFailing` at `max_failed_steps` failed steps
-        in a row. A step with any sample scored without error resets the count; an empty step changes nothing."""
+        in a row. A step with any sample scored without error resets the count; an empty step changes nothing.
+        Excluded samples (no verdict, `RewardUnavailable`) are neither: the scheduler watches those itself."""
+        samples = [sample for sample in samples if not sample.excluded]
         if not samples:
             return
         if not all(sample.reward_info.get("error") for sample in samples):

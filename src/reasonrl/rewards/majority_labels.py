@@ -10,6 +10,10 @@ response to the same prompt id in one `score` call (the training step's batch). 
 the pseudo-label, its vote share (`majority_share`, TTRL's "majority ratio") and, where the prompt still has
 a reference answer, whether the pseudo-label matches it (`label_correct`, TTRL's "label accuracy").
 
+A response the verifier could not judge (`RewardUnavailable`, `excluded.py`) excludes its whole group: its
+answer voted for the label every other response was scored against, and a vote nobody could check must
+not decide a reward. A label whose own check could not be judged leaves `label_correct` out.
+
 Limits: the reward can only reinforce what the model already answers most often. It needs groups of
 several responses (with one, every answer is its own majority); it rewards confident wrong answers as
 readily as right ones, so a model that starts mostly wrong drifts further; and tasks whose many correct
@@ -19,12 +23,14 @@ responses differ by design (countdown expressions) have no majority to vote on a
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
 from reasonrl.data.records import Prompt
 from reasonrl.rewards.equivalence import NO_ANSWER, answer_key, group_answers, majority_class
-from reasonrl.rewards.pool import RewardPool
+from reasonrl.rewards.excluded import EXCLUDED_PREFIX
+from reasonrl.rewards.pool import RewardPool, computed
 from reasonrl.rewards.single_response import RewardResult
 
 if TYPE_CHECKING:
@@ -84,6 +90,11 @@ class MajorityLabelPool:
     def close(self) -> None:
         self.pool.close()
 
+    def submit(self, prompts: Sequence[Prompt], responses: Sequence[str]) -> Future[list[RewardResult]]:
+        """`score`, computed before returning (a done future): relabelling chains two steps, the vote and the
+        scoring against it, so this pool does not overlap decoding yet; `RewardPool.submit` does."""
+        return computed(self.score, prompts, responses)
+
     def score(self, prompts: Sequence[Prompt], responses: Sequence[str]) -> list[RewardResult]:
         if len(prompts) != len(responses):
             raise ValueError(f"score: {len(prompts)} prompts but {len(responses)} responses; pass one each")
@@ -101,17 +112,36 @@ class MajorityLabelPool:
             + [prompts[groups[pid][0]] for pid in checked],
             [responses[i] for i in jobs] + [labels[pid].label or "" for pid in checked],
         )
-        label_correct = {pid: result.reward >= 1.0 for pid, result in zip(checked, scored[len(jobs) :], strict=True)}
+        label_correct = {
+            pid: result.reward >= 1.0
+            for pid, result in zip(checked, scored[len(jobs) :], strict=True)
+            if not result.excluded
+        }
         results = [RewardResult(0.0) for _ in prompts]
         for i, result in zip(jobs, scored[: len(jobs)], strict=True):
             results[i] = result
+        exclude_whole_groups(results, groups.values())
         for index, prompt in enumerate(prompts):
             group = labels[prompt.id]
             info: dict[str, Any] = {"pseudo_label": group.label, "majority_share": group.share}
             if prompt.id in label_correct:
                 info["label_correct"] = label_correct[prompt.id]
-            results[index].info = info
+            results[index].info = {**results[index].info, **info}  # keeps `excluded`, tracebacks
         return results
+
+
+def exclude_whole_groups(results: list[RewardResult], groups: Iterable[Sequence[int]]) -> None:
+    """Mark every result of a group with an excluded one excluded too, in place: the group's label rests on
+    that response's answer (see the module's docstring)."""
+    for rows in groups:
+        unjudged = next((results[i] for i in rows if results[i].excluded), None)
+        if unjudged is None:
+            continue
+        reason = f"{EXCLUDED_PREFIX}label: a response of its group could not be judged ({unjudged.error})"
+        for i in rows:
+            if not results[i].excluded:
+                result = results[i]
+                results[i] = RewardResult(0.0, {}, reason, result.seconds, {**result.info, "excluded": True})
 
 
 def has_reference(prompt: Prompt) -> bool:

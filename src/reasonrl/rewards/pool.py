@@ -10,23 +10,34 @@ always knows which sample a worker is on and since when. Three layers keep a bad
    The sample it was on scores 0 with the reason, its other samples go back to the queue, and a new
    worker takes its place. No other sample is lost or re-ordered.
 
-Workers live as long as the pool; verifiers are built in them once, ahead of scoring.
+A response that a verifier could not judge at all (`RewardUnavailable`: a code sandbox that did not start)
+is scored once more in the same batch; a failure to start is often a passing shortage of processes or
+memory. If it fails again the result stays `excluded`, for the caller to set aside.
+
+Workers live as long as the pool; verifiers are built in them once, ahead of scoring. `submit` hands a
+batch to a dispatcher thread and returns at once, so a caller (the rollout scheduler) goes on decoding
+while the workers score; the dispatcher scores batches one after another, in submission order, under the
+same three layers.
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
+import multiprocessing
 import pickle
 import signal
+import threading
 import time
 import weakref
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future
 from multiprocessing.connection import wait
-from typing import TYPE_CHECKING, Any, Protocol, cast
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 
 from reasonrl.rewards.deadline import check_seconds
+from reasonrl.rewards.excluded import retry_excluded
 from reasonrl.rewards.processes import import_path, scoring_context
 from reasonrl.rewards.single_response import RewardResult, Term, score_sample, term_key, verifier_for
 from reasonrl.rewards.worker import serve
@@ -34,6 +45,8 @@ from reasonrl.rewards.worker import serve
 if TYPE_CHECKING:
     from reasonrl.config.schema import RewardConfig
     from reasonrl.data.records import Prompt
+
+T = TypeVar("T")
 
 Job = tuple[Sequence[Term], Any, Any, Any]
 """What a worker needs to score one response: (terms, response, answer, meta)."""
@@ -109,10 +122,10 @@ class RewardPool:
 
     With `terms` (the config's `reward.functions`) every response gets their weighted sum; without, each
     prompt is scored by the verifier named in `prompt.task` with options `prompt.meta["verifier_options"]`.
-    Use as a context manager, or call `close()`: workers are processes and must be stopped. One `score`
-    call at a time (it is not thread-safe). Workers start by forkserver (spawn where there is none), so,
-    as with any such multiprocessing code, a script creating a pool needs an `if __name__ == "__main__":`
-    guard: each worker imports the script's main module.
+    Use as a context manager, or call `close()`: workers are processes and must be stopped. `score` and
+    `submit` may be called from any thread; batches are scored in submission order. Workers start by
+    forkserver (spawn where there is none), so, as with any such multiprocessing code, a script creating a
+    pool needs an `if __name__ == "__main__":` guard: each worker imports the script's main module.
     """
 
     def __init__(
@@ -129,6 +142,11 @@ class RewardPool:
         self._in_process = workers == 0
         self._closed = False
         self._start_failures = 0
+        self._lock = threading.Lock()  # guards the batch queue and the dispatcher's start and end
+        self._batches: deque[tuple[Sequence[Prompt], Sequence[str], Future[list[RewardResult]]]] = deque()
+        self._dispatcher: threading.Thread | None = None
+        # `close` writes here to wake a dispatcher waiting on its workers.
+        self._wake_reader, self._wake_writer = multiprocessing.Pipe(duplex=False)
 
     @classmethod
     def from_config(cls, config: RewardConfig) -> RewardPool:
@@ -147,16 +165,67 @@ class RewardPool:
         return [worker.process.pid for worker in self._workers if worker.process.pid is not None]
 
     def close(self) -> None:
-        """Stop the workers; the pool cannot score afterwards."""
-        self._closed = True
+        """Stop the workers; the pool cannot score afterwards. A batch being scored, or waiting to be, fails with
+        a RuntimeError saying the pool was closed."""
+        with self._lock:
+            self._closed = True
+            dispatcher = self._dispatcher
+        if dispatcher is not None and dispatcher is not threading.current_thread():
+            with contextlib.suppress(OSError):
+                self._wake_writer.send(None)
+            dispatcher.join()  # it leaves at its next look at the workers: the wake-up ends any wait
         self._finalizer()
 
     def score(self, prompts: Sequence[Prompt], responses: Sequence[str]) -> list[RewardResult]:
         """One `RewardResult` per response, in order; `responses[i]` answers `prompts[i]`."""
-        if self._closed:
-            raise RuntimeError("RewardPool.score: the pool is closed; create a new one")
+        return self.submit(prompts, responses).result()
+
+    def submit(self, prompts: Sequence[Prompt], responses: Sequence[str]) -> Future[list[RewardResult]]:
+        """Start scoring and return at once; the future's result is what `score` returns (or raises). With
+        workers, a dispatcher thread (started on demand, gone when idle) scores the batches in submission
+        order. In process (`workers=0`) the batch is scored here, before returning: in-process limits off the
+        main thread would cost a helper process per sample, which is what workers are for."""
         if len(prompts) != len(responses):
             raise ValueError(f"RewardPool.score: {len(prompts)} prompts but {len(responses)} responses; pass one each")
+        if self._in_process:
+            return computed(self._score_now, prompts, responses)
+        future: Future[list[RewardResult]] = Future()
+        with self._lock:
+            self._check_open()
+            self._batches.append((prompts, responses, future))
+            if self._dispatcher is None:
+                self._dispatcher = threading.Thread(
+                    target=self._dispatch_batches, name="reasonrl-reward-dispatcher", daemon=True
+                )
+                self._dispatcher.start()
+        return future
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError("RewardPool.score: the pool is closed; create a new one")
+
+    def _dispatch_batches(self) -> None:
+        """The dispatcher thread: score queued batches in order until none is left. It holds the only
+        reference that keeps the pool alive while it runs, so an idle pool can still be collected."""
+        while True:
+            with self._lock:
+                if not self._batches:
+                    self._dispatcher = None
+                    return
+                prompts, responses, future = self._batches.popleft()
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(self._score_now(prompts, responses))
+            except Exception as exc:
+                future.set_exception(exc)
+
+    def _score_now(self, prompts: Sequence[Prompt], responses: Sequence[str]) -> list[RewardResult]:
+        """`score`'s work, on the calling thread (the dispatcher's, with workers)."""
+        return retry_excluded(self._score_once, prompts, responses, self._score_once(prompts, responses))
+
+    def _score_once(self, prompts: Sequence[Prompt], responses: Sequence[str]) -> list[RewardResult]:
+        self._check_open()
         jobs = [
             (self._terms or self._task_terms(prompt), response, prompt.answer, prompt.meta)
             for prompt, response in zip(prompts, responses, strict=True)
@@ -166,7 +235,8 @@ class RewardPool:
         try:
             return self._run(jobs)
         except BaseException:
-            self._replace_busy_workers()  # Ctrl-C mid-batch: their late answers must not meet the next batch
+            if not self._closed:  # a failed batch: the workers' late answers must not meet the next batch
+                self._replace_busy_workers()
             raise
 
     def _replace_busy_workers(self) -> None:
@@ -214,12 +284,14 @@ class RewardPool:
         chunk = max(1, min(_MAX_CHUNK, math.ceil(len(jobs) / (4 * len(self._workers)))))
         # Every sample is always in exactly one place: the queue, a worker's pending deque, or `results`.
         while queue or any(worker.pending for worker in self._workers):
+            self._check_open()
             for worker in self._workers:
                 if worker.ready and not worker.pending and queue:
                     self._dispatch(worker, queue, chunk, solo, jobs, results)
             limits = [limit for w in self._workers if (limit := w.limit(self.timeout_seconds)) is not None]
             wait_for = max(0.0, min(limits) - time.monotonic()) if limits else None
-            ready = wait([w.conn for w in self._workers] + [w.process.sentinel for w in self._workers], wait_for)
+            waits = [w.conn for w in self._workers] + [w.process.sentinel for w in self._workers]
+            ready = wait([*waits, self._wake_reader], wait_for)
             for index, worker in enumerate(self._workers):
                 exited = worker.process.sentinel in ready
                 if exited or worker.conn in ready:
@@ -342,6 +414,17 @@ class RewardPool:
                 )
         worker.conn.close()
         self._workers[index] = _Worker(list(self._known.values()), self.timeout_seconds)
+
+
+def computed(call: Callable[..., T], *args: Any) -> Future[T]:
+    """A done future holding `call(*args)`'s result or exception: `submit` for scoring that runs in line."""
+    future: Future[T] = Future()
+    future.set_running_or_notify_cancel()
+    try:
+        future.set_result(call(*args))
+    except Exception as exc:
+        future.set_exception(exc)
+    return future
 
 
 def _describe_exit(code: int | None) -> str:

@@ -38,6 +38,7 @@ for _name, _target in {
     "format": "reasonrl.rewards.shaping:format_verifier",
     "overlong": "reasonrl.rewards.shaping:overlong_verifier",
     "gym": "reasonrl.rewards.gym:gym_verifier",
+    "code": "reasonrl.rewards.code:code_verifier",
 }.items():
     VERIFIERS.register_lazy(_name, _target)
 

@@ -23,7 +23,7 @@ from reasonrl.engines.base import Engine, SamplingSettings, StreamingEngine
 from reasonrl.rollout.collect import PromptEncoder
 from reasonrl.rollout.greso import SelectiveRollouts
 from reasonrl.rollout.samples import Sample
-from reasonrl.rollout.scheduler import ProducedBatch, RolloutScheduler, SchedulerSettings
+from reasonrl.rollout.scheduler import ProducedBatch, RolloutScheduler, SchedulerSettings, Scores
 
 
 class SyncRollouts:
@@ -41,13 +41,14 @@ class SyncRollouts:
         sampler: PromptSampler,
         settings: SchedulerSettings,
         *,
-        score: Callable[[list[Sample]], None],
+        score: Callable[[list[Sample]], Scores],
         selective: SelectiveRollouts | None = None,
         engine_turn: Callable[[], AbstractContextManager[None]] = nullcontext,
     ) -> None:
-        """`score(samples)` fills rewards in place; `engine_turn()` is held around each generate call (the
-        pipeline times generation with it). Any `Engine` will do: nothing cuts a synchronous call short, so
-        the scheduler makes the plain `generate(requests, sampling)` call and keeps the text it returns."""
+        """`score(samples)` starts scoring (the scheduler waits for it at once here); `engine_turn()` is held
+        around each generate call (the pipeline times generation with it). Any `Engine` will do: nothing cuts a
+        synchronous call short, so the scheduler makes the plain `generate(requests, sampling)` call and keeps
+        the text it returns."""
         if settings.max_staleness != 0 or settings.partial_rollouts:
             raise ValueError("synchronous rollouts are generated at staleness 0, without partial rollouts")
         self.scheduler = RolloutScheduler(

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from typing import Any, Protocol
 
 from reasonrl.config.schema import PromptFormat
 from reasonrl.data import Prompt, render_prompt
 from reasonrl.engines.base import Engine, GenerationRequest, SamplingSettings
-from reasonrl.rewards import RewardPool
+from reasonrl.rewards import RewardResult
 from reasonrl.rewards.majority_labels import has_reference
 from reasonrl.rollout.samples import Sample
 
@@ -62,28 +63,78 @@ def generate_samples(
     ]
 
 
-def score_samples(samples: Sequence[Sample], pool: RewardPool, verify: RewardPool | None = None) -> float:
-    """Fill each sample's reward and reward_info from the pool; returns the seconds it took.
+class ScoringPool(Protocol):
+    """What scores responses: a `RewardPool`, or a label pool wrapping one (majority, CaT)."""
+
+    def submit(self, prompts: Sequence[Prompt], responses: Sequence[str]) -> Future[list[RewardResult]]: ...
+
+
+class PendingScores:
+    """The rewards of some samples, on their way: `done()` says whether they are in, and `result()` waits for
+    them and fills each sample's reward and reward_info (once; a reward that raised re-raises here)."""
+
+    def __init__(
+        self,
+        samples: list[Sample],
+        rewards: Future[list[RewardResult]],
+        checked: list[Sample],
+        verdicts: Future[list[RewardResult]] | None,
+    ) -> None:
+        self.samples = samples
+        self._rewards = rewards
+        self._checked = checked
+        self._verdicts = verdicts
+        self._filled = False
+
+    def done(self) -> bool:
+        return self._rewards.done() and (self._verdicts is None or self._verdicts.done())
+
+    def result(self) -> None:
+        if self._filled:
+            return
+        for sample, result in zip(self.samples, self._rewards.result(), strict=True):
+            sample.reward = result.reward
+            sample.reward_info = {
+                "components": result.components,
+                "error": result.error,
+                "seconds": result.seconds,
+                **result.info,
+            }
+        if self._verdicts is not None:
+            for sample, verdict in zip(self._checked, self._verdicts.result(), strict=True):
+                if sample.excluded:
+                    continue
+                if verdict.excluded:  # its correctness is unknown: no accuracy or GRESO history may count it
+                    sample.reward_info |= {"excluded": True, "error": verdict.error}
+                else:
+                    sample.reward_info["correct"] = verdict.reward >= 1.0
+        self._filled = True
+
+
+def submit_scores(pool: ScoringPool, verify: ScoringPool | None = None) -> Callable[[list[Sample]], PendingScores]:
+    """`submit(samples)`: start scoring the samples and return at once (the rollout scheduler decodes on while a
+    `RewardPool`'s workers score); the rewards land in the samples when `result()` is called.
 
     `verify`: the task's own verifier, when the training reward is shaped (weighted terms, majority labels):
     it decides `reward_info["correct"]` here, where the reward is scored, so that whatever reads
     correctness next (accuracy metrics, GRESO's easy/hard history on the producer thread) sees the
-    verifier's verdict and never the shaped reward's fallback (`reward >= 1`)."""
+    verifier's verdict and never the shaped reward's fallback (`reward >= 1`). Only prompts with a reference
+    answer can be verified; without one (TTRL on unlabelled data) the majority-label reward is the only judge
+    there is, and `Sample.correct` falls back to it."""
+
+    def submit(samples: list[Sample]) -> PendingScores:
+        rewards = pool.submit([s.prompt for s in samples], [s.response_text for s in samples])
+        checked = [s for s in samples if has_reference(s.prompt)] if verify is not None else []
+        verdicts = None
+        if verify is not None and checked:
+            verdicts = verify.submit([s.prompt for s in checked], [s.response_text for s in checked])
+        return PendingScores(samples, rewards, checked, verdicts)
+
+    return submit
+
+
+def score_samples(samples: Sequence[Sample], pool: ScoringPool, verify: ScoringPool | None = None) -> float:
+    """Fill each sample's reward and reward_info now (see `submit_scores`); returns the seconds it took."""
     start = time.perf_counter()
-    results = pool.score([s.prompt for s in samples], [s.response_text for s in samples])
-    for sample, result in zip(samples, results, strict=True):
-        sample.reward = result.reward
-        sample.reward_info = {
-            "components": result.components,
-            "error": result.error,
-            "seconds": result.seconds,
-            **result.info,
-        }
-    # Only prompts with a reference answer can be verified; without one (TTRL on unlabelled data) the
-    # majority-label reward is the only judge there is, and `Sample.correct` falls back to it.
-    checked = [s for s in samples if has_reference(s.prompt)]
-    if verify is not None and checked:
-        verdicts = verify.score([s.prompt for s in checked], [s.response_text for s in checked])
-        for sample, verdict in zip(checked, verdicts, strict=True):
-            sample.reward_info["correct"] = verdict.reward >= 1.0
+    submit_scores(pool, verify)(list(samples)).result()
     return time.perf_counter() - start

@@ -9,6 +9,8 @@ from reasonrl.rollout.samples import Sample
 
 
 def rollout_metrics(samples: Sequence[Sample], group_size: int) -> dict[str, float]:
+    """Statistics of whole groups of `group_size` adjacent samples. Excluded samples (no verdict) never reach
+    here: the scheduler sets their groups aside before counting them as scored."""
     rewards = [s.reward for s in samples]
     lengths = [len(s.response_ids) for s in samples]
     groups = [rewards[i : i + group_size] for i in range(0, len(rewards), group_size)]

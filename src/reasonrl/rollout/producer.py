@@ -41,7 +41,7 @@ from reasonrl.engines.base import SamplingSettings, StreamingEngine
 from reasonrl.rollout.collect import PromptEncoder
 from reasonrl.rollout.greso import SelectiveRollouts
 from reasonrl.rollout.samples import Sample
-from reasonrl.rollout.scheduler import GenerationStopped, RolloutScheduler, SchedulerSettings
+from reasonrl.rollout.scheduler import GenerationStopped, RolloutScheduler, SchedulerSettings, Scores
 
 
 def weight_snapshot(named_tensors: Iterable[tuple[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
@@ -80,7 +80,7 @@ class RolloutProducer:
         sampler: PromptSampler,
         settings: SchedulerSettings,
         *,
-        score: Callable[[list[Sample]], None],
+        score: Callable[[list[Sample]], Scores],
         version: int,
         last_index: int,
         pending: Sequence[Prompt] = (),
@@ -90,7 +90,7 @@ class RolloutProducer:
     ) -> None:
         """`version`: the learner's current version (the engine holds its weights); `last_index`: no batch
         is admitted for a step at or past it; `pending`: prompts to generate before drawing new ones
-        (the outstanding prompts of a checkpoint); `score(samples)`: fills rewards in place;
+        (the outstanding prompts of a checkpoint); `score(samples)`: starts scoring, see `RolloutScheduler`;
         `on_generate(index)`: called before each batch is produced (tests inject delays with it);
         `num_threads`: torch intra-op threads of the producer thread (None = the process default)."""
         self.engine = engine

@@ -32,6 +32,12 @@ class Sample:
     start_version: int = 0
 
     @property
+    def excluded(self) -> bool:
+        """Could no reward judge it (`RewardUnavailable`, e.g. the code sandbox failed)? Then it is never trained
+        on: its reward of 0 is no verdict."""
+        return bool(self.reward_info.get("excluded", False))
+
+    @property
     def correct(self) -> bool:
         """Did the task's verifier accept the answer (as opposed to the shaped training reward)?"""
         return bool(self.reward_info.get("correct", self.reward >= 1.0))

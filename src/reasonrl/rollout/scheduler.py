@@ -7,7 +7,15 @@ drives the engine until enough are done:
 
 - **As each group finishes** it is scored (on the producer's own reward pool, so scoring overlaps training)
   and, with `dynamic_sampling`, dropped at once if its rewards are all equal (DAPO); the pool is refilled
-  from the prompt stream, so a batch never waits for a whole wasted generate call.
+  from the prompt stream, so a batch never waits for a whole wasted generate call. In a streamed call a
+  finished group is submitted to the reward pool's workers and decoding goes on (a slow reward, such as
+  running code, costs only what decoding cannot hide: `rollout/reward_seconds` is the wait that is left);
+  groups are settled in the order they finished, so the results are those of scoring in line. A reward
+  that hangs is still cut at the pool's limit and scored 0.
+- **Excluded groups**: a group with a sample no reward could judge (`RewardUnavailable`: the code sandbox
+  could not start) is set aside, never trained on and counted (`reward/excluded_*`); its prompt is retired
+  and the batch refilled. A run where nothing can be judged stops (`RewardsFailing`) instead of drawing
+  prompts forever.
 - **Partial rollouts** (APRIL, arXiv 2509.18521): `overprovision` x the batch's prompts are in flight;
   generation is aborted the moment the batch is full, and unfinished responses stay in the pool to be
   continued by the next batch under newer weights. Each token records the version that sampled it; the
@@ -37,7 +45,7 @@ import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 
@@ -45,6 +53,7 @@ from reasonrl.algorithms.group_filter import informative_groups
 from reasonrl.config.schema import RunConfig
 from reasonrl.data import Prompt
 from reasonrl.engines.base import FinishReason, Generation, GenerationRequest, SamplingSettings, StreamingEngine
+from reasonrl.rewards.failures import RewardsFailing
 from reasonrl.rollout.collect import PromptEncoder
 from reasonrl.rollout.greso import SelectiveRollouts
 from reasonrl.rollout.samples import Sample
@@ -55,6 +64,17 @@ logger = logging.getLogger(__name__)
 REFILL_MARGIN = 1.25
 # Floor of the keep-rate estimate: a run of fully filtered batches must not make a refill unbounded.
 MIN_KEEP_RATE = 0.05
+# Excluded groups in a row (none judged between) that stop the run: at least this, or twice the batch.
+MIN_EXCLUDED_IN_A_ROW = 8
+
+
+class Scores(Protocol):
+    """Rewards on their way (`collect.PendingScores`, or any `Future`): `result()` waits for them and leaves
+    them in the samples that were submitted; `done()` says whether it would return at once."""
+
+    def done(self) -> bool: ...
+
+    def result(self) -> object: ...
 
 
 class GenerationStopped(Exception):
@@ -179,7 +199,9 @@ class ProducedBatch:
 
 @dataclass
 class _Counters:
-    reward_seconds: float = 0.0
+    reward_seconds: float = 0.0  # waited for rewards: scoring that decoding did not hide
+    excluded_groups: int = 0
+    excluded_samples: int = 0
     generate_calls: int = 0
     generated_tokens: int = 0
     aborted: int = 0
@@ -195,7 +217,8 @@ class _Counters:
 class RolloutScheduler:
     """Produces batches for the producer thread. `draw(n)` hands out the next n prompts (requeued first) and
     `discard(prompt)` retires one that will never be trained on (filtered out or skipped); both belong to
-    the producer, which tracks outstanding prompts under `lock`. `score(samples)` fills rewards in place."""
+    the producer, which tracks outstanding prompts under `lock`. `score(samples)` starts scoring and
+    returns at once (`collect.submit_scores`); the rewards are in the samples once its `result()` returns."""
 
     def __init__(
         self,
@@ -204,7 +227,7 @@ class RolloutScheduler:
         sampling: SamplingSettings,
         settings: SchedulerSettings,
         *,
-        score: Callable[[list[Sample]], None],
+        score: Callable[[list[Sample]], Scores],
         draw: Callable[[int], list[Prompt]],
         discard: Callable[[Prompt], None],
         lock: threading.Condition,
@@ -230,6 +253,8 @@ class RolloutScheduler:
         self._next_order = 0
         self._keep_rate = 1.0  # share of finished groups dynamic sampling kept, smoothed over batches
         self._tokens = {"generated": 0, "dropped": 0}  # over the run, for the dropped-token share
+        self._excluded_in_a_row = 0  # groups set aside since the last one a reward could judge
+        self._first_exclusion: str | None = None  # the reason of the first of them
 
     # ---- checkpoints --------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -271,7 +296,7 @@ class RolloutScheduler:
         fallback: list[GroupRollout] = []  # groups filtered out, trained on unfiltered if nothing else is left
         restored = [g for g in self.groups if g.complete and g.samples is None]  # from a checkpoint
         if restored:
-            self._settle(restored, counters, fallback)
+            self._score_and_settle(restored, counters, fallback)
         first_round, resuming = True, False
         # A call cut short by a pause is always continued; without partial rollouts it is continued within
         # this batch even when enough groups are ready, so a checkpoint never changes what is trained.
@@ -320,14 +345,16 @@ class RolloutScheduler:
         """Draw prompts until `in_flight` groups are in the pool. A dynamic-sampling refill (any later round)
         draws for the groups still missing divided by the expected keep rate, plus a margin (GRESO's adaptive
         sampling batch), so a low keep rate costs a few large generate calls rather than many small ones;
-        refills count against `max_extra_prompts`."""
+        refills count against `max_extra_prompts`, raised by one for each excluded group."""
         settings = self.settings
         want = settings.in_flight - len(self.groups)
         if not first_round:
             missing = settings.prompts_per_batch - len(self._ready())
             running = sum(not g.complete for g in self.groups)
             expected = math.ceil(REFILL_MARGIN * missing / self._keep_rate) - running
-            want = min(max(want, expected), settings.max_extra_prompts - counters.extra_prompts)
+            # Each excluded group is replaced on top of dynamic sampling's budget: it is no one's choice.
+            budget = settings.max_extra_prompts + counters.excluded_groups - counters.extra_prompts
+            want = min(max(want, expected), budget)
         drawn = 0
         while drawn < want:
             (prompt,) = self.draw(1)
@@ -364,20 +391,47 @@ class RolloutScheduler:
     def _generate_now(
         self, running: list[GroupRollout], counters: _Counters, fallback: list[GroupRollout], stop_when_full: bool
     ) -> bool:
-        settings, version = self.settings, self.engine.version
-        batch_full = False
+        version = self.engine.version
+        owners = [(g, m) for g in running for m in g.members if m.finish_reason is None]
+        requests = self._requests(owners, version)
         # Streamed only when something can end the call early (a full batch with partial rollouts, a pause or a
         # stop); otherwise the call runs to its end and its groups are settled after it, in draw order, with one
         # reward call (the sync pipeline: engines keep their plain generate path and text, reward workers and
         # majority labels see the whole batch).
-        stream = settings.partial_rollouts or self.should_abort is not None
-        owners = [(g, m) for g in running for m in g.members if m.finish_reason is None]
-        requests = []
-        for _, member in owners:
-            if member.start_version < 0:
-                member.start_version = version
-            budget = self.sampling.max_new_tokens - len(member.response_ids)
-            requests.append(GenerationRequest(member.prompt_ids, list(member.response_ids), max_new_tokens=budget))
+        if self.settings.partial_rollouts or self.should_abort is not None:
+            return self._stream(owners, requests, counters, fallback, stop_when_full)
+        # The plain `Engine` call: any engine can serve a batch that is never cut short.
+        generations = self.engine.generate(requests, self.sampling)
+        self._count_generated(generations, counters)
+        with self.lock:
+            for (_, member), generation in zip(owners, generations, strict=True):
+                whole = not member.response_ids
+                member.extend(generation, version)
+                member.text = generation.text if whole else None
+        # Nothing aborts a call that cannot be cut short: every response finished.
+        self._score_and_settle([g for g in running if g.complete], counters, fallback)
+        return False
+
+    def _score_and_settle(self, groups: list[GroupRollout], counters: _Counters, fallback: list[GroupRollout]) -> None:
+        """Score finished groups and wait (one reward call, so workers and majority labels see them together)."""
+        scored = self._samples(groups)
+        self._wait(self.score([sample for samples in scored for sample in samples]), counters)
+        self._settle(groups, scored, counters, fallback)
+
+    def _stream(
+        self,
+        owners: list[tuple[GroupRollout, Rollout]],
+        requests: list[GenerationRequest],
+        counters: _Counters,
+        fallback: list[GroupRollout],
+        stop_when_full: bool,
+    ) -> bool:
+        """The streamed call: each group is submitted for scoring the step it finishes and settled once its
+        rewards are in (looked at after every finished response, never waited for), in finishing order, while
+        decoding goes on; the call ends by waiting for the rest, so every group is settled on return."""
+        settings, version = self.settings, self.engine.version
+        batch_full = False
+        scoring: list[tuple[GroupRollout, list[Sample], Scores]] = []
 
         def on_finish(index: int, generation: Generation) -> bool:
             nonlocal batch_full
@@ -385,30 +439,17 @@ class RolloutScheduler:
             with self.lock:
                 member.extend(generation, version)
             if group.complete:
-                self._settle([group], counters, fallback)
-            batch_full = (
-                stop_when_full and settings.partial_rollouts and len(self._ready()) >= settings.prompts_per_batch
-            )
+                samples = self._samples([group])[0]
+                scoring.append((group, samples, self.score(samples)))
+            self._settle_scored(scoring, counters, fallback, wait=False)
+            # Groups still being scored count as ready: if a reward then drops some, `produce` generates again.
+            ready = len(self._ready()) + len(scoring)
+            batch_full = stop_when_full and settings.partial_rollouts and ready >= settings.prompts_per_batch
             return batch_full
 
-        if stream:
-            generations = self.engine.generate(
-                requests, self.sampling, on_finish=on_finish, should_abort=self.should_abort
-            )
-        else:  # the plain `Engine` call: any engine can serve a batch that is never cut short
-            generations = self.engine.generate(requests, self.sampling)
-        generated = sum(len(g.response_ids) for g in generations)
-        counters.generate_calls += 1
-        counters.generated_tokens += generated
-        self._tokens["generated"] += generated
-        if not stream:  # nothing aborts a call that cannot be cut short: every response finished
-            with self.lock:
-                for (_, member), generation in zip(owners, generations, strict=True):
-                    whole = not member.response_ids
-                    member.extend(generation, version)
-                    member.text = generation.text if whole else None
-            self._settle([g for g in running if g.complete], counters, fallback)
-            return False
+        generations = self.engine.generate(requests, self.sampling, on_finish=on_finish, should_abort=self.should_abort)
+        self._settle_scored(scoring, counters, fallback, wait=True)
+        self._count_generated(generations, counters)
         cut = 0
         with self.lock:
             for (_, member), generation in zip(owners, generations, strict=True):
@@ -422,10 +463,46 @@ class RolloutScheduler:
             counters.aborted += cut
         return interrupted
 
-    def _settle(self, groups: list[GroupRollout], counters: _Counters, fallback: list[GroupRollout]) -> None:
-        """Score finished groups (one reward call); drop each at once if dynamic sampling finds its rewards
-        all equal."""
-        scored = [
+    def _settle_scored(
+        self,
+        scoring: list[tuple[GroupRollout, list[Sample], Scores]],
+        counters: _Counters,
+        fallback: list[GroupRollout],
+        *,
+        wait: bool,
+    ) -> None:
+        """Settle the groups at the head of `scoring` whose rewards are in (all of them, waiting, with `wait`)
+        and remove them from it: in submission order, so the results are those of scoring each in line."""
+        while scoring and (wait or scoring[0][2].done()):
+            group, samples, pending = scoring.pop(0)
+            self._wait(pending, counters)
+            self._settle([group], [samples], counters, fallback)
+
+    @staticmethod
+    def _wait(pending: Scores, counters: _Counters) -> None:
+        """Wait for rewards (a reward that raised re-raises here); the wait is what scoring cost the batch."""
+        started = time.perf_counter()
+        pending.result()
+        counters.reward_seconds += time.perf_counter() - started
+
+    def _requests(self, owners: list[tuple[GroupRollout, Rollout]], version: int) -> list[GenerationRequest]:
+        requests = []
+        for _, member in owners:
+            if member.start_version < 0:
+                member.start_version = version
+            budget = self.sampling.max_new_tokens - len(member.response_ids)
+            requests.append(GenerationRequest(member.prompt_ids, list(member.response_ids), max_new_tokens=budget))
+        return requests
+
+    def _count_generated(self, generations: list[Generation], counters: _Counters) -> None:
+        generated = sum(len(g.response_ids) for g in generations)
+        counters.generate_calls += 1
+        counters.generated_tokens += generated
+        self._tokens["generated"] += generated
+
+    def _samples(self, groups: list[GroupRollout]) -> list[list[Sample]]:
+        """The unscored samples of finished groups, one list per group."""
+        return [
             [
                 Sample(
                     prompt=group.prompt,
@@ -442,11 +519,20 @@ class RolloutScheduler:
             ]
             for group in groups
         ]
-        started = time.perf_counter()
-        self.score([sample for samples in scored for sample in samples])
-        counters.reward_seconds += time.perf_counter() - started
-        counters.generated_groups += len(groups)
+
+    def _settle(
+        self, groups: list[GroupRollout], scored: list[list[Sample]], counters: _Counters, fallback: list[GroupRollout]
+    ) -> None:
+        """Take scored groups in: set aside those with a sample no reward could judge, and drop each at once if
+        dynamic sampling finds its rewards all equal. An excluded group says nothing about the prompt or the
+        keep rate: it never reaches GRESO's history or `generated_groups`."""
         for group, samples in zip(groups, scored, strict=True):
+            excluded = [s for s in samples if s.excluded]
+            if excluded:
+                self._exclude(group, excluded, counters)
+                continue
+            self._excluded_in_a_row, self._first_exclusion = 0, None
+            counters.generated_groups += 1
             counters.scored += samples
             rewards = [s.reward for s in samples]
             informative = bool(informative_groups(torch.tensor(rewards, dtype=torch.float64), len(rewards)).all())
@@ -458,6 +544,28 @@ class RolloutScheduler:
                     self.groups.remove(group)
                     fallback.append(group)
                     counters.dropped_groups += 1
+
+    def _exclude(self, group: GroupRollout, excluded: list[Sample], counters: _Counters) -> None:
+        """Set aside a group with responses no reward could judge: a group missing members would bias its
+        baseline, and scoring them 0 would punish the model for the sandbox. Stops the run when nothing has
+        been judged for `max(MIN_EXCLUDED_IN_A_ROW, 2 x batch)` groups: the reward is broken, not unlucky."""
+        with self.lock:
+            self.groups.remove(group)
+        self.discard(group.prompt)
+        counters.excluded_groups += 1
+        counters.excluded_samples += len(excluded)
+        self._excluded_in_a_row += 1
+        if self._first_exclusion is None:
+            self._first_exclusion = str(excluded[0].reward_info.get("error"))
+        limit = max(MIN_EXCLUDED_IN_A_ROW, 2 * self.settings.prompts_per_batch)
+        if self._excluded_in_a_row >= limit:
+            raise RewardsFailing(
+                f"the reward could not judge any response of the last {self._excluded_in_a_row} groups, so the run "
+                f"stopped; first reason: {self._first_exclusion}. For the code reward the sandbox fails to start: "
+                "check sandbox.json in the run directory, run reasonrl on a machine where bubblewrap works (not "
+                "inside Docker's default seccomp profile, see docs/code.md), or, knowing the risk, set the code "
+                "verifier's allow_unsafe_code: true"
+            )
 
     def _emit(self, index: int, counters: _Counters, fallback: list[GroupRollout]) -> ProducedBatch:
         """The oldest ready groups, renumbered; filtered-out groups are retired here, not when dropped, so
@@ -485,6 +593,8 @@ class RolloutScheduler:
             "rollout/generate_calls": float(counters.generate_calls),
             "rollout/generated_tokens": float(counters.generated_tokens),
             "rollout/reward_seconds": counters.reward_seconds,
+            "reward/excluded_groups": float(counters.excluded_groups),
+            "reward/excluded_samples": float(counters.excluded_samples),
             "rollout/interrupted_calls": float(counters.interrupted),
         }
         if settings.partial_rollouts:
