@@ -168,6 +168,37 @@ class RewardConfig(Section):
     )
 
 
+class SpeculativeConfig(Section):
+    """Speculative rollouts (SPEC-RL, arXiv 2509.23232): start each response to a prompt seen before from its
+    last response, kept up to the first token the current policy rejects (docs/rollouts.md)."""
+
+    enabled: bool = Field(False, description="Reuse each prompt's previous responses as drafts.")
+    mode: Literal["lenient", "exact"] = Field(
+        "lenient",
+        description="lenient = SPEC-RL (accept u <= min(1, lenience p/q), continue from the cut); exact = lenience "
+        "1 and the cut token drawn from norm(max(0, p - q)), so responses follow the current policy exactly (hf "
+        "engine, temperature 1, no top_p/top_k; caches vocabulary-sized distributions).",
+    )
+    lenience: float | None = Field(
+        None,
+        gt=0,
+        description="Acceptance lenience l (> 1 keeps more of each draft); None = e^0.5 (SPEC-RL's GRPO setting) in "
+        "lenient mode, 1 in exact mode.",
+    )
+    cache_mb: float = Field(
+        256.0, gt=0, description="Memory bound of the draft cache in MiB; the least recently used drafts go first."
+    )
+
+    @model_validator(mode="after")
+    def _exact_is_plain(self) -> SpeculativeConfig:
+        if self.mode == "exact" and self.lenience not in (None, 1.0):
+            raise ValueError(
+                f"rollout.speculative.lenience {self.lenience} with mode: exact: exactness needs the plain rule "
+                "(lenience 1). Remove lenience, or use mode: lenient."
+            )
+        return self
+
+
 class RolloutConfig(Section):
     """Generation of responses."""
 
@@ -239,6 +270,31 @@ class RolloutConfig(Section):
         lt=1.0,
         description="GRESO's target share of rolled-out groups with equal rewards (a third easy, two thirds hard).",
     )
+    speculative: SpeculativeConfig = Field(
+        default_factory=SpeculativeConfig, description="Speculative rollouts: reuse last epoch's responses (SPEC-RL)."
+    )
+
+    @model_validator(mode="after")
+    def _speculation_checked(self) -> RolloutConfig:
+        if not self.speculative.enabled and self.speculative != SpeculativeConfig():
+            raise ValueError(
+                "rollout.speculative options are set but rollout.speculative.enabled is false, so they would do "
+                "nothing. Set enabled: true, or remove them."
+            )
+        if self.speculative.mode != "exact":
+            return self
+        if (self.temperature, self.top_p, self.top_k) != (1.0, 1.0, 0):
+            raise ValueError(
+                "rollout.speculative.mode exact compares sampling distributions through the engines' temperature-1 "
+                f"log-probs, so it needs temperature 1, top_p 1 and top_k 0 (got {self.temperature}, {self.top_p}, "
+                f"{self.top_k}). Sample plainly, or use mode: lenient."
+            )
+        if self.engine not in ("auto", "hf"):
+            raise ValueError(
+                f"rollout.speculative.mode exact draws the cut token from a residual distribution, which only the hf "
+                f"engine can do (rollout.engine is {self.engine!r}). Set rollout.engine: hf, or mode: lenient."
+            )
+        return self
 
     @model_validator(mode="after")
     def _target_needs_selective(self) -> RolloutConfig:

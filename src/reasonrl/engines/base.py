@@ -33,12 +33,24 @@ class SamplingSettings:
 
 @dataclass
 class GenerationRequest:
-    """One response to generate. `response_prefix_ids` continues a partial response (partial rollouts);
-    `max_new_tokens` overrides the sampling budget for this request (what is left of it)."""
+    """One response to generate. `response_prefix_ids` continues a partial response (partial rollouts, a
+    speculative draft's kept prefix); `max_new_tokens` overrides the sampling budget for this request (what is
+    left of it); `residual_of`: a probability vector [vocab] the first new token is drawn away from, i.e. from
+    norm(max(0, p - residual_of)) (exact speculative rollouts resample a rejected draft token so)."""
 
     prompt_ids: list[int]
     response_prefix_ids: list[int] = field(default_factory=list)
     max_new_tokens: int | None = None
+    residual_of: torch.Tensor | None = None
+
+
+@dataclass
+class TokenScores:
+    """What `Engine.score` returns for one response: each token's log-prob (the engine's definition: temperature
+    1, raw logits) and, when asked for, the whole next-token distribution at each position [tokens, vocab]."""
+
+    logprobs: list[float]
+    distributions: torch.Tensor | None = None
 
 
 @dataclass
@@ -58,6 +70,12 @@ class Engine(Protocol):
 
     def generate(self, requests: Sequence[GenerationRequest], sampling: SamplingSettings) -> list[Generation]:
         """Generate one response per request, in request order."""
+        ...
+
+    def score(self, requests: Sequence[GenerationRequest], distributions: bool = False) -> list[TokenScores]:
+        """Teacher-force each request's `response_prefix_ids` after its prompt under the current weights: the
+        log-prob of every token (one forward pass, no sampling) and, with `distributions`, every position's
+        probabilities. Speculative rollouts verify cached drafts with it."""
         ...
 
     def update_weights(self, named_tensors: Iterable[tuple[str, torch.Tensor]], version: int) -> None:

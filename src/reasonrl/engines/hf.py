@@ -19,7 +19,8 @@ import torch
 from transformers import DynamicCache, LogitsProcessorList, PreTrainedModel, PreTrainedTokenizerBase
 from transformers.generation.logits_process import TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
 
-from reasonrl.engines.base import FinishReason, Generation, GenerationRequest, SamplingSettings
+from reasonrl.algorithms.speculative import residual_distribution
+from reasonrl.engines.base import FinishReason, Generation, GenerationRequest, SamplingSettings, TokenScores
 from reasonrl.engines.stops import StopChecker, response_text
 
 
@@ -89,6 +90,8 @@ class HFEngine:
         should_abort: Callable[[], bool] | None,
     ) -> tuple[list[Generation], bool]:
         """The generations of one batch, and whether `on_finish` asked to abort the rest."""
+        if sampling.greedy and any(r.residual_of is not None for r in requests):
+            raise ValueError("a residual first token (residual_of) needs sampling; greedy decoding has none")
         contexts = [r.prompt_ids + r.response_prefix_ids for r in requests]
         budgets = token_budgets(requests, sampling)
         width = max(map(len, contexts))
@@ -128,8 +131,10 @@ class HFEngine:
                 if sampling.greedy:
                     chosen = logits.argmax(dim=-1)
                 else:
-                    scores = warpers(step_ids, logits)
-                    chosen = torch.multinomial(torch.softmax(scores, dim=-1), 1, generator=self.generator)[:, 0]
+                    probs = torch.softmax(warpers(step_ids, logits), dim=-1)
+                    if step == 0:
+                        probs = _away_from_residuals(probs, requests)
+                    chosen = torch.multinomial(probs, 1, generator=self.generator)[:, 0]
                 chosen_logprobs = raw_logprobs.gather(-1, chosen[:, None])[:, 0]
 
                 keep = []
@@ -185,6 +190,45 @@ class HFEngine:
     def text(self, tokens: Sequence[int], sampling: SamplingSettings) -> str:
         return response_text(self.tokenizer, tokens, sampling.stop)
 
+    @torch.inference_mode()
+    def score(self, requests: Sequence[GenerationRequest], distributions: bool = False) -> list[TokenScores]:
+        """Teacher-forced log-probs of each request's `response_prefix_ids` (and, with `distributions`, the
+        probabilities at each of its positions), in chunks that bound the logits held at once."""
+        results: list[TokenScores] = []
+        kept = max((len(r.response_prefix_ids) + 1 for r in requests), default=1)  # logits kept per row
+        rows = max(1, min(self.max_batch_size, SCORE_LOGITS_BUDGET // (kept * self.model.config.vocab_size)))
+        for start in range(0, len(requests), rows):
+            results.extend(self._score_batch(requests[start : start + rows], distributions))
+        return results
+
+    def _score_batch(self, requests: Sequence[GenerationRequest], distributions: bool) -> list[TokenScores]:
+        contexts = [r.prompt_ids + r.response_prefix_ids for r in requests]
+        width = max(map(len, contexts))
+        keep = max(len(r.response_prefix_ids) for r in requests) + 1  # the logits that predict response tokens
+        input_ids = torch.full((len(requests), width), self.pad_id, dtype=torch.long, device=self.device)
+        attention = torch.zeros_like(input_ids)
+        for row, ids in enumerate(contexts):  # left padding: every response ends at the last position
+            input_ids[row, width - len(ids) :] = torch.tensor(ids, device=self.device)
+            attention[row, width - len(ids) :] = 1
+        positions = (attention.cumsum(-1) - 1).clamp(min=0)
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            logits = self.model(
+                input_ids=input_ids, attention_mask=attention, position_ids=positions, logits_to_keep=keep
+            ).logits.float()
+        finally:
+            self.model.train(was_training)
+        logprobs = torch.log_softmax(logits[:, :-1], dim=-1)  # position j predicts the token at j + 1
+        scores = []
+        for row, request in enumerate(requests):
+            length = len(request.response_prefix_ids)
+            rows = logprobs[row, logprobs.shape[1] - length :]
+            tokens = torch.tensor(request.response_prefix_ids, dtype=torch.long, device=self.device)
+            picked = rows.gather(-1, tokens[:, None])[:, 0].tolist() if length else []
+            scores.append(TokenScores(picked, rows.exp().cpu() if distributions else None))
+        return scores
+
     def update_weights(self, named_tensors: Iterable[tuple[str, torch.Tensor]], version: int) -> None:
         if not self.shares_learner_module:
             state = dict(named_tensors)
@@ -217,6 +261,24 @@ def token_budgets(requests: Sequence[GenerationRequest], sampling: SamplingSetti
     row at every step, and indexing a tensor per row costs a dispatch (and on a GPU a device sync) each time:
     0.57 ms per step at 256 rows on a CPU."""
     return [int(r.max_new_tokens if r.max_new_tokens is not None else sampling.max_new_tokens) for r in requests]
+
+
+# Logit entries one scoring chunk may hold (rows x positions x vocabulary): 2^27 floats, 512 MiB.
+SCORE_LOGITS_BUDGET = 1 << 27
+
+
+def _away_from_residuals(probs: torch.Tensor, requests: Sequence[GenerationRequest]) -> torch.Tensor:
+    """The first step's sampling probabilities, with each row that asks for it (`residual_of`) replaced by
+    its residual norm(max(0, p - q)); at step 0 batch row i is request i."""
+    rows = [i for i, r in enumerate(requests) if r.residual_of is not None]
+    if not rows:
+        return probs
+    probs = probs.clone()
+    for row in rows:
+        draft = requests[row].residual_of
+        assert draft is not None
+        probs[row] = residual_distribution(probs[row], draft.to(probs.device)).to(probs.dtype)
+    return probs
 
 
 FinishCallback = Callable[[int, Generation], bool]

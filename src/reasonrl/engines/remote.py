@@ -23,7 +23,7 @@ import torch
 import torch.multiprocessing as torch_mp
 from transformers import PreTrainedTokenizerBase
 
-from reasonrl.engines.base import Engine, Generation, GenerationRequest, SamplingSettings
+from reasonrl.engines.base import Engine, Generation, GenerationRequest, SamplingSettings, TokenScores
 from reasonrl.engines.stops import response_text
 
 # A spawned interpreter imports torch and transformers (and vLLM compiles) before it answers.
@@ -115,6 +115,10 @@ class EngineProcess:
 
     def text(self, tokens: Sequence[int], sampling: SamplingSettings) -> str:
         return response_text(self.tokenizer, tokens, sampling.stop)
+
+    def score(self, requests: Sequence[GenerationRequest], distributions: bool = False) -> list[TokenScores]:
+        scores: list[TokenScores] = self._call("score", list(requests), distributions)
+        return scores
 
     def rng_state(self) -> dict[str, object]:
         state: dict[str, object] = self._call("rng_state")

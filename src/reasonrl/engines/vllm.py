@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from reasonrl.engines.base import Generation, GenerationRequest, SamplingSettings
+from reasonrl.engines.base import Generation, GenerationRequest, SamplingSettings, TokenScores
 from reasonrl.engines.stops import response_text
 
 
@@ -86,6 +86,11 @@ class VLLMEngine:
         from vllm import SamplingParams, TokensPrompt
         from vllm.sampling_params import RequestOutputKind
 
+        if any(r.residual_of is not None for r in requests):
+            raise ValueError(
+                "the vllm engine cannot draw a token from a residual distribution (residual_of): exact speculative "
+                "rollouts need rollout.engine: hf, or rollout.speculative.mode: lenient"
+            )
         seeds = torch.randint(0, 2**31 - 1, (len(requests),), generator=self.generator).tolist()
         prompts = [TokensPrompt(prompt_token_ids=r.prompt_ids + r.response_prefix_ids) for r in requests]
         params = [
@@ -151,6 +156,27 @@ class VLLMEngine:
         logprobs = [step[token].logprob for step, token in zip(completion.logprobs, ids, strict=True)]
         reason = completion.finish_reason if completion.finish_reason in ("stop", "length", "abort") else "stop"
         return Generation(response_ids=ids, logprobs=logprobs, finish_reason=reason, text=completion.text)
+
+    def score(self, requests: Sequence[GenerationRequest], distributions: bool = False) -> list[TokenScores]:
+        """Teacher-forced log-probs of each request's `response_prefix_ids`: vLLM's prompt log-probs of prompt +
+        response (raw logits, like its sample log-probs here), one generated token discarded. Whole
+        distributions are not available from vLLM (prompt log-probs are top-k at most)."""
+        from vllm import SamplingParams, TokensPrompt
+
+        if distributions:
+            raise ValueError(
+                "the vllm engine cannot return whole next-token distributions: exact speculative rollouts need "
+                "rollout.engine: hf, or rollout.speculative.mode: lenient"
+            )
+        prompts = [TokensPrompt(prompt_token_ids=r.prompt_ids + r.response_prefix_ids) for r in requests]
+        params = SamplingParams(max_tokens=1, prompt_logprobs=0, temperature=0.0)
+        outputs = self.llm.generate(prompts, params, use_tqdm=False)
+        scores = []
+        for request, output in zip(requests, outputs, strict=True):
+            tokens = request.response_prefix_ids
+            steps = output.prompt_logprobs[len(output.prompt_logprobs) - len(tokens) :] if tokens else []
+            scores.append(TokenScores([step[token].logprob for step, token in zip(steps, tokens, strict=True)]))
+        return scores
 
     def update_weights(self, named_tensors: Iterable[tuple[str, torch.Tensor]], version: int) -> None:
         weights = [(name, tensor.detach()) for name, tensor in named_tensors]

@@ -39,6 +39,7 @@ from reasonrl.rollout.metrics import rollout_metrics
 from reasonrl.rollout.producer import RolloutProducer, weight_snapshot
 from reasonrl.rollout.samples import Sample
 from reasonrl.rollout.scheduler import SchedulerSettings
+from reasonrl.rollout.speculative import SpeculativeRollouts
 from reasonrl.rollout.staleness import split_by_staleness, staleness_metrics
 from reasonrl.tracking import Stopwatch
 from reasonrl.training.checkpoint import latest_checkpoint, load_producer_state
@@ -123,6 +124,7 @@ def build_producer(
         last_index=config.train.steps,
         pending=[by_id[prompt_id] for prompt_id in saved.get("outstanding", [])],
         selective=settings.selective(config),
+        speculative=SpeculativeRollouts.of(config),
         on_generate=hooks.on_generate,
         num_threads=num_threads,
     )

@@ -24,6 +24,7 @@ from reasonrl.rollout.collect import PendingScores, submit_scores
 from reasonrl.rollout.metrics import rollout_metrics
 from reasonrl.rollout.samples import Sample
 from reasonrl.rollout.scheduler import SchedulerSettings
+from reasonrl.rollout.speculative import SpeculativeRollouts
 from reasonrl.tracking import Stopwatch
 from reasonrl.training.checkpoint import latest_checkpoint, load_pipeline_state
 
@@ -51,6 +52,7 @@ def sync_rollouts(run: Run, timer: Stopwatch, *, resume: bool = False) -> SyncRo
         settings,
         score=score,
         selective=settings.selective(run.config),
+        speculative=SpeculativeRollouts.of(run.config),
         engine_turn=lambda: timer("generate"),
     )
     checkpoint = latest_checkpoint(run.directory.checkpoints_dir) if resume else None

@@ -24,6 +24,7 @@ from reasonrl.rollout.collect import PromptEncoder
 from reasonrl.rollout.greso import SelectiveRollouts
 from reasonrl.rollout.samples import Sample
 from reasonrl.rollout.scheduler import ProducedBatch, RolloutScheduler, SchedulerSettings, Scores
+from reasonrl.rollout.speculative import SpeculativeRollouts
 
 
 class SyncRollouts:
@@ -43,6 +44,7 @@ class SyncRollouts:
         *,
         score: Callable[[list[Sample]], Scores],
         selective: SelectiveRollouts | None = None,
+        speculative: SpeculativeRollouts | None = None,
         engine_turn: Callable[[], AbstractContextManager[None]] = nullcontext,
     ) -> None:
         """`score(samples)` starts scoring (the scheduler waits for it at once here); `engine_turn()` is held
@@ -61,6 +63,7 @@ class SyncRollouts:
             discard=_spent,
             lock=threading.Condition(),
             selective=selective,
+            speculative=speculative,
             engine_turn=engine_turn,
         )
 

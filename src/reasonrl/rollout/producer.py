@@ -42,6 +42,7 @@ from reasonrl.rollout.collect import PromptEncoder
 from reasonrl.rollout.greso import SelectiveRollouts
 from reasonrl.rollout.samples import Sample
 from reasonrl.rollout.scheduler import GenerationStopped, RolloutScheduler, SchedulerSettings, Scores
+from reasonrl.rollout.speculative import SpeculativeRollouts
 
 
 def weight_snapshot(named_tensors: Iterable[tuple[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
@@ -85,6 +86,7 @@ class RolloutProducer:
         last_index: int,
         pending: Sequence[Prompt] = (),
         selective: SelectiveRollouts | None = None,
+        speculative: SpeculativeRollouts | None = None,
         on_generate: Callable[[int], None] | None = None,
         num_threads: int | None = None,
     ) -> None:
@@ -122,6 +124,7 @@ class RolloutProducer:
             discard=self._retire,
             lock=self._lock,
             selective=selective,
+            speculative=speculative,
             engine_turn=self._engine_turn,
             should_abort=self._interrupted,
         )

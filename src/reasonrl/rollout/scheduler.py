@@ -31,6 +31,9 @@ drives the engine until enough are done:
   emitted oldest start first.
 - **Selective rollouts** (GRESO, `SelectiveRollouts`): prompts whose reward history predicts a
   zero-variance group are skipped before any token is generated.
+- **Speculative rollouts** (SPEC-RL, `SpeculativeRollouts`): a fresh response to a prompt seen before starts
+  as its cached last response, verified by the engine in the same turn as the generate call and kept up to
+  its first rejected token; a group whose drafts are all kept whole is scored without generating.
 
 The pool is mutated under the producer's lock, which is also what `state_dict` takes, so a checkpoint
 always sees whole tokens lists: in-flight responses are saved and continued after `--resume`.
@@ -57,6 +60,7 @@ from reasonrl.rewards.failures import RewardsFailing
 from reasonrl.rollout.collect import PromptEncoder
 from reasonrl.rollout.greso import SelectiveRollouts
 from reasonrl.rollout.samples import Sample
+from reasonrl.rollout.speculative import SpeculativeRollouts, decode_tensor, encode_tensor
 
 logger = logging.getLogger(__name__)
 
@@ -87,7 +91,8 @@ class Rollout:
     `start_version` is -1 until its first token is generated; `finish_reason` is None while unfinished.
     `text`: the engine's own text of a response one call generated whole without streaming (vLLM's
     detokenizer drops an incomplete trailing UTF-8 byte that a full decode shows as U+FFFD); None: the text
-    is decoded from the tokens (streamed, continued and restored responses)."""
+    is decoded from the tokens (streamed, continued and restored responses). `residual`: the distribution the
+    next token is drawn away from (an exact speculative draft rejected there), until a token is generated."""
 
     prompt_ids: list[int]
     response_ids: list[int] = field(default_factory=list)
@@ -96,9 +101,12 @@ class Rollout:
     start_version: int = -1
     finish_reason: FinishReason | None = None
     text: str | None = None
+    residual: torch.Tensor | None = None
 
     def extend(self, generation: Generation, version: int) -> None:
         """Append what one generate call sampled; an aborted response stays unfinished."""
+        if generation.response_ids:
+            self.residual = None
         self.response_ids += generation.response_ids
         self.logprobs += generation.logprobs
         self.versions += [version] * len(generation.response_ids)
@@ -110,7 +118,7 @@ class Rollout:
         """Drop everything generated (too old to keep); returns how many tokens were dropped."""
         dropped = len(self.response_ids)
         self.response_ids, self.logprobs, self.versions = [], [], []
-        self.start_version, self.finish_reason, self.text = -1, None, None
+        self.start_version, self.finish_reason, self.text, self.residual = -1, None, None, None
         return dropped
 
     def to_json(self) -> dict[str, Any]:
@@ -121,7 +129,14 @@ class Rollout:
             "versions": list(self.versions),
             "start_version": self.start_version,
             "finish_reason": self.finish_reason,
+            "residual": None if self.residual is None else encode_tensor(self.residual),
         }
+
+    @classmethod
+    def from_json(cls, prompt_ids: list[int], saved: dict[str, Any]) -> Rollout:
+        residual = saved.get("residual")
+        fields = {k: v for k, v in saved.items() if k != "residual"}
+        return cls(prompt_ids=prompt_ids, **fields, residual=None if residual is None else decode_tensor(residual))
 
 
 @dataclass(eq=False)  # groups are compared by identity: two draws of one prompt are different groups
@@ -232,6 +247,7 @@ class RolloutScheduler:
         discard: Callable[[Prompt], None],
         lock: threading.Condition,
         selective: SelectiveRollouts | None = None,
+        speculative: SpeculativeRollouts | None = None,
         engine_turn: Callable[[], AbstractContextManager[None]] = nullcontext,
         should_abort: Callable[[], bool] | None = None,
     ) -> None:
@@ -247,6 +263,7 @@ class RolloutScheduler:
         self.discard = discard
         self.lock = lock
         self.selective = selective
+        self.speculative = speculative
         self.engine_turn = engine_turn
         self.should_abort = should_abort
         self.groups: list[GroupRollout] = []
@@ -269,6 +286,7 @@ class RolloutScheduler:
                 "keep_rate": self._keep_rate,
                 "tokens": dict(self._tokens),
                 "selective": self.selective.state_dict() if self.selective is not None else None,
+                "speculative": self.speculative.state_dict() if self.speculative is not None else None,
             }
 
     def load_state_dict(self, state: dict[str, Any], prompts_by_id: dict[str, Prompt]) -> list[Prompt]:
@@ -277,13 +295,15 @@ class RolloutScheduler:
         for saved in state.get("groups", []):
             prompt = prompts_by_id[saved["prompt"]]
             ids = self.encode(prompt)
-            members = [Rollout(prompt_ids=ids, **member) for member in saved["members"]]
+            members = [Rollout.from_json(ids, member) for member in saved["members"]]
             self.groups.append(GroupRollout(prompt, saved["order"], members))
         self._next_order = state.get("next_order", len(self.groups))
         self._keep_rate = state.get("keep_rate", 1.0)
         self._tokens = {"generated": 0, "dropped": 0} | state.get("tokens", {})
         if self.selective is not None and state.get("selective") is not None:
             self.selective.load_state_dict(state["selective"])
+        if self.speculative is not None and state.get("speculative") is not None:
+            self.speculative.load_state_dict(state["speculative"])
         return [g.prompt for g in self.groups]
 
     # ---- producing a batch --------------------------------------------------------------------------
@@ -384,9 +404,40 @@ class RolloutScheduler:
     ) -> bool:
         """One generate call over every unfinished response of `running`; each group is settled the step it
         finishes, and with partial rollouts (and `stop_when_full`) the call ends once the batch is full.
-        Returns whether `should_abort` cut the call short (a pause or a stop, not a full batch)."""
+        Returns whether `should_abort` cut the call short (a pause or a stop, not a full batch).
+
+        With speculative rollouts, fresh responses start from their drafts first, in the same engine turn (so
+        under the weights that continue them), and the responses that finished are cached after the call."""
         with self.engine_turn():
-            return self._generate_now(running, counters, fallback, stop_when_full)
+            if self.speculative is None:
+                return self._generate_now(running, counters, fallback, stop_when_full)
+            running = self._begin_from_drafts(self.speculative, running, counters, fallback)
+            interrupted = bool(running) and self._generate_now(running, counters, fallback, stop_when_full)
+            self.speculative.flush(self.engine)
+            return interrupted
+
+    def _begin_from_drafts(
+        self,
+        speculative: SpeculativeRollouts,
+        running: list[GroupRollout],
+        counters: _Counters,
+        fallback: list[GroupRollout],
+    ) -> list[GroupRollout]:
+        """Start the fresh responses of `running` from their drafts; settle the groups that thereby finished
+        and return those still to generate."""
+        fresh = [
+            (group.prompt.id, index, member)
+            for group in running
+            for index, member in enumerate(group.members)
+            if member.start_version < 0 and not member.response_ids and member.finish_reason is None
+        ]
+        if fresh:
+            with self.lock:
+                speculative.begin(fresh, self.engine)
+        done = [group for group in running if group.complete]
+        if done:
+            self._score_and_settle(done, counters, fallback)
+        return [group for group in running if not group.complete]
 
     def _generate_now(
         self, running: list[GroupRollout], counters: _Counters, fallback: list[GroupRollout], stop_when_full: bool
@@ -491,7 +542,11 @@ class RolloutScheduler:
             if member.start_version < 0:
                 member.start_version = version
             budget = self.sampling.max_new_tokens - len(member.response_ids)
-            requests.append(GenerationRequest(member.prompt_ids, list(member.response_ids), max_new_tokens=budget))
+            requests.append(
+                GenerationRequest(
+                    member.prompt_ids, list(member.response_ids), max_new_tokens=budget, residual_of=member.residual
+                )
+            )
         return requests
 
     def _count_generated(self, generations: list[Generation], counters: _Counters) -> None:
@@ -527,6 +582,8 @@ class RolloutScheduler:
         dynamic sampling finds its rewards all equal. An excluded group says nothing about the prompt or the
         keep rate: it never reaches GRESO's history or `generated_groups`."""
         for group, samples in zip(groups, scored, strict=True):
+            if self.speculative is not None:
+                self.speculative.remember(group.prompt.id, group.members)
             excluded = [s for s in samples if s.excluded]
             if excluded:
                 self._exclude(group, excluded, counters)
@@ -633,6 +690,8 @@ class RolloutScheduler:
             with self.lock:
                 greso = self.selective.end_step()
             metrics |= greso
+        if self.speculative is not None:
+            metrics |= self.speculative.metrics(counters.generated_tokens)
         return ProducedBatch(samples, metrics, counters.scored)
 
 
