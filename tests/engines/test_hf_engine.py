@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 
+import pytest
 import torch
 
 from reasonrl.engines import hf
@@ -27,6 +28,41 @@ def test_behaviour_logprobs_equal_the_learners(model, tokenizer, prompt_ids) -> 
     engine_logprobs = batch.padded([g.logprobs for g in generations])
     # Same weights, same float32 math; only the batch shape (left vs right padding, KV cache) differs.
     torch.testing.assert_close(engine_logprobs, learner_logprobs, atol=1e-5, rtol=0)
+
+
+def test_score_gives_the_learners_logprobs_and_whole_distributions(model, tokenizer, prompt_ids) -> None:  # type: ignore[no-untyped-def]
+    engine = HFEngine(model, tokenizer, seed=0)
+    generations = engine.generate(requests(prompt_ids, 3), SAMPLE)
+    pairs = zip(requests(prompt_ids, 3), generations, strict=True)
+    drafts = [GenerationRequest(r.prompt_ids, g.response_ids) for r, g in pairs]
+    scores = engine.score(drafts, distributions=True)
+    batch = Batch.from_ids([d.prompt_ids for d in drafts], [d.response_prefix_ids for d in drafts])
+    learner_logprobs, _ = score_responses(model, batch, tokenizer.pad_token_id, token_budget=10_000)
+    torch.testing.assert_close(batch.padded([s.logprobs for s in scores]), learner_logprobs, atol=1e-5, rtol=0)
+    for draft, score in zip(drafts, scores, strict=True):
+        assert score.distributions is not None
+        assert score.distributions.shape == (len(draft.response_prefix_ids), model.config.vocab_size)
+        picked = score.distributions.gather(-1, torch.tensor(draft.response_prefix_ids)[:, None])[:, 0].log()
+        torch.testing.assert_close(picked, torch.tensor(score.logprobs), atol=1e-5, rtol=0)
+    assert engine.score(drafts[:1])[0].distributions is None  # only when asked for
+
+
+def test_a_residual_first_token_is_drawn_from_the_positive_part_of_p_minus_q(model, tokenizer, prompt_ids) -> None:  # type: ignore[no-untyped-def]
+    engine = HFEngine(model, tokenizer, seed=0)
+    ids = prompt_ids[0]
+    with torch.no_grad():
+        p = torch.softmax(model(torch.tensor([ids])).logits[0, -1], dim=-1)
+    target = 7
+    q = p.clone()
+    q[target] = 0.0
+    q /= q.sum()  # q > p everywhere but at `target`: the residual max(0, p - q) is all on `target`
+    one = SamplingSettings(max_new_tokens=1)
+    away = engine.generate([GenerationRequest(ids, residual_of=q) for _ in range(100)], one)
+    assert all(g.response_ids == [target] for g in away)
+    # Its log-prob is still the token's under p (the engine's one definition), not under the residual.
+    assert away[0].logprobs[0] == pytest.approx(float(p[target].log()), abs=1e-5)
+    plain = engine.generate([GenerationRequest(ids) for _ in range(100)], one)
+    assert len({tuple(g.response_ids) for g in plain}) > 10  # without a residual: p's spread
 
 
 def test_logprobs_are_raw_temperature_one_even_when_sampling_hotter(model, tokenizer, prompt_ids) -> None:  # type: ignore[no-untyped-def]

@@ -51,6 +51,7 @@ def test_vllm_logprobs_match_the_learner_before_and_after_update(
         ("after", updated),
         ("before_greedy", original),
         ("after_greedy", updated),
+        ("after_scored", updated),  # `score` gives the learner's log-probs of given tokens too
     ):
         generations = result[key]
         batch = Batch.from_ids(prompts, [g["ids"] for g in generations])

@@ -29,6 +29,8 @@ if __name__ == "__main__":
     updated = AutoModelForCausalLM.from_pretrained(updated_dir)
     engine.update_weights(updated.named_parameters(), version=1)
     after, after_greedy = run(sampling), run(greedy)
+    # Teacher-forced scoring (speculative rollouts' verification) of what was just sampled, under the same weights.
+    scored = engine.score([GenerationRequest(r.prompt_ids, g["ids"]) for r, g in zip(requests, after, strict=True)])
     print(
         "RESULT "
         + json.dumps(
@@ -37,6 +39,7 @@ if __name__ == "__main__":
                 "before_greedy": before_greedy,
                 "after": after,
                 "after_greedy": after_greedy,
+                "after_scored": [{"ids": g["ids"], "logprobs": s.logprobs} for g, s in zip(after, scored, strict=True)],
                 "version": engine.version,
             }
         )

@@ -35,7 +35,8 @@ class AdvantageInputs:
     penalty (coefficient included) to take out of the reward. scale: GRPO's divisor (group std, batch std,
     none). gamma: discount of token-level returns (REINFORCE++, GAE). values: optional [B, T] critic values
     V(s_t) of the state before each response token (GAE). lam: GAE's λ. eps: added to every standard deviation
-    before dividing.
+    before dividing. paths: each response's tree path ("0/1/0": one branch index per segment) when tree
+    rollouts sampled the group, else None.
     """
 
     rewards: Tensor
@@ -47,6 +48,7 @@ class AdvantageInputs:
     values: Tensor | None = None
     lam: float = 1.0
     eps: float = 1e-6
+    paths: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         if self.rewards.dim() != 1:
@@ -71,6 +73,10 @@ class AdvantageInputs:
             raise ValueError(f"gamma must be in [0, 1], got {self.gamma}")
         if not 0.0 <= self.lam <= 1.0:
             raise ValueError(f"lam must be in [0, 1], got {self.lam}")
+        if self.paths is not None and len(self.paths) != self.rewards.shape[0]:
+            raise ValueError(
+                f"paths must name one tree path per response ({self.rewards.shape[0]}), got {len(self.paths)}"
+            )
         if self.values is not None and self.values.shape != self.mask.shape:
             raise ValueError(
                 f"values must have the mask's shape {tuple(self.mask.shape)}, got {tuple(self.values.shape)}"
@@ -240,3 +246,41 @@ def reinforce_pp_baseline_advantages(inputs: AdvantageInputs) -> Tensor:
     kl_penalty, gamma, eps.
     """
     return _reinforce_pp(_group_centred(inputs.rewards.to(inputs.dtype), inputs.group_size), inputs)
+
+
+def tree_relative_rewards(
+    rewards: Tensor, paths: tuple[str, ...], group_size: int, weighting: Literal["size", "average"]
+) -> Tensor:
+    """TreePO's subtree-relative score of each leaf, [B]: for every depth d, R_i minus the mean reward of the
+    leaves of its group whose paths share its first d branch indices (d = 0: the whole group), over the
+    subgroups of more than one leaf, combined as a mean weighted by subgroup size ("size") or plain ("average")."""
+    relative = torch.zeros_like(rewards)
+    for start in range(0, len(paths), group_size):
+        rows = range(start, start + group_size)
+        parts = {i: paths[i].split("/") if paths[i] else [] for i in rows}
+        for i in rows:
+            total, weight = 0.0, 0.0
+            for depth in range(len(parts[i]) + 1):
+                members = [j for j in rows if parts[j][:depth] == parts[i][:depth]]
+                if len(members) < 2:
+                    continue
+                w = float(len(members)) if weighting == "size" else 1.0
+                total += w * float(rewards[i] - rewards[members].mean())
+                weight += w
+            relative[i] = total / weight if weight else 0.0
+    return relative
+
+
+@ADVANTAGES.register("tree")
+def tree_advantages(inputs: AdvantageInputs, *, weighting: Literal["size", "average"] = "size") -> Tensor:
+    """TreePO's tree advantage (Li et al., arXiv 2508.17445): the subtree-relative score of each leaf
+    (`tree_relative_rewards`; weighting "size" is TreePO's code default, "average" the paper's subadv-avg run),
+    then as REINFORCE++-baseline: per-token KL, discounted return, whitening over the batch's real tokens.
+    Needs the leaves' tree paths (`rollout.tree`). Reads rewards, mask, group_size, paths, kl_penalty, gamma, eps.
+    """
+    if inputs.paths is None:
+        raise ValueError("the tree advantage needs each response's tree path: sample with rollout.tree.enabled")
+    if weighting not in ("size", "average"):
+        raise ValueError(f"weighting must be 'size' or 'average', got {weighting!r}")
+    outcome = tree_relative_rewards(inputs.rewards.to(inputs.dtype), inputs.paths, inputs.group_size, weighting)
+    return _reinforce_pp(outcome, inputs)

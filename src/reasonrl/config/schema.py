@@ -199,6 +199,24 @@ class SpeculativeConfig(Section):
         return self
 
 
+class TreeConfig(Section):
+    """Tree rollouts (TreePO, arXiv 2508.17445): grow each group's responses segment by segment as a tree whose
+    shared prefixes are generated once (docs/rollouts.md)."""
+
+    enabled: bool = Field(False, description="Sample each group as a tree of group_size leaves.")
+    segment_tokens: int = Field(
+        32, ge=1, description="Tokens per segment: branches fork only at segment ends (TreePO: 512 at 7K responses)."
+    )
+    branching: int = Field(
+        2, ge=2, description="Most children a branch forks into at a segment end, and the number of root branches."
+    )
+    fallback: bool = Field(
+        True,
+        description="When a tree has no live branch but leaves to fill, regrow from a random earlier segment "
+        "boundary of a random leaf (TreePO's random fallback); false = start new roots.",
+    )
+
+
 class RolloutConfig(Section):
     """Generation of responses."""
 
@@ -273,9 +291,22 @@ class RolloutConfig(Section):
     speculative: SpeculativeConfig = Field(
         default_factory=SpeculativeConfig, description="Speculative rollouts: reuse last epoch's responses (SPEC-RL)."
     )
+    tree: TreeConfig = Field(
+        default_factory=TreeConfig, description="Tree rollouts: segment-wise sampling with shared prefixes (TreePO)."
+    )
 
     @model_validator(mode="after")
     def _speculation_checked(self) -> RolloutConfig:
+        if not self.tree.enabled and self.tree != TreeConfig():
+            raise ValueError(
+                "rollout.tree options are set but rollout.tree.enabled is false, so they would do nothing. Set "
+                "enabled: true, or remove them."
+            )
+        if self.tree.enabled and self.speculative.enabled:
+            raise ValueError(
+                "rollout.tree and rollout.speculative both decide how a response begins (a tree branch, or last "
+                "epoch's draft); enable one of them."
+            )
         if not self.speculative.enabled and self.speculative != SpeculativeConfig():
             raise ValueError(
                 "rollout.speculative options are set but rollout.speculative.enabled is false, so they would do "
@@ -289,10 +320,11 @@ class RolloutConfig(Section):
                 f"log-probs, so it needs temperature 1, top_p 1 and top_k 0 (got {self.temperature}, {self.top_p}, "
                 f"{self.top_k}). Sample plainly, or use mode: lenient."
             )
-        if self.engine not in ("auto", "hf"):
+        if self.engine != "hf":
             raise ValueError(
                 f"rollout.speculative.mode exact draws the cut token from a residual distribution, which only the hf "
-                f"engine can do (rollout.engine is {self.engine!r}). Set rollout.engine: hf, or mode: lenient."
+                f"engine can do (rollout.engine is {self.engine!r}; auto takes vllm on a GPU). Set rollout.engine: "
+                "hf, or mode: lenient."
             )
         return self
 
@@ -714,6 +746,16 @@ class RunConfig(Section):
             raise ValueError(
                 "algorithm.critic.advantage_mask_low / entropy_mask_high act only on an AsyPPO ensemble "
                 "(algorithm.critic.count >= 2), whose critics' disagreement they rank; set count: 2 or leave them."
+            )
+        if algorithm.advantage == "tree" and not rollout.tree.enabled:
+            raise ValueError(
+                "algorithm.advantage 'tree' groups responses by their tree paths, which only tree rollouts give. "
+                "Set rollout.tree.enabled: true, or another advantage."
+            )
+        if rollout.tree.enabled and self.async_training.partial_rollouts:
+            raise ValueError(
+                "rollout.tree grows each group whole in one call and async_training.partial_rollouts cuts calls "
+                "short; use one of them."
             )
         self._async_rules()
         # After the async rules, which may make `decoupled` the correction.

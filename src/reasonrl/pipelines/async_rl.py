@@ -41,6 +41,7 @@ from reasonrl.rollout.samples import Sample
 from reasonrl.rollout.scheduler import SchedulerSettings
 from reasonrl.rollout.speculative import SpeculativeRollouts
 from reasonrl.rollout.staleness import split_by_staleness, staleness_metrics
+from reasonrl.rollout.tree import TreeRollouts
 from reasonrl.tracking import Stopwatch
 from reasonrl.training.checkpoint import latest_checkpoint, load_producer_state
 from reasonrl.training.models import thread_budget
@@ -125,6 +126,7 @@ def build_producer(
         pending=[by_id[prompt_id] for prompt_id in saved.get("outstanding", [])],
         selective=settings.selective(config),
         speculative=SpeculativeRollouts.of(config),
+        tree=TreeRollouts.of(config),
         on_generate=hooks.on_generate,
         num_threads=num_threads,
     )

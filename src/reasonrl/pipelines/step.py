@@ -38,6 +38,7 @@ def learn(run: Run, timer: Stopwatch, samples: list[Sample]) -> dict[str, float]
         [s.reward for s in samples],
         group_size,
         timer,
+        tree_paths=[s.tree_path for s in samples] if samples and samples[0].tree_path else None,
     )
     with timer("update"):
         update_metrics = learner.update(batch, group_size)

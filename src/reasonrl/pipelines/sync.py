@@ -25,6 +25,7 @@ from reasonrl.rollout.metrics import rollout_metrics
 from reasonrl.rollout.samples import Sample
 from reasonrl.rollout.scheduler import SchedulerSettings
 from reasonrl.rollout.speculative import SpeculativeRollouts
+from reasonrl.rollout.tree import TreeRollouts
 from reasonrl.tracking import Stopwatch
 from reasonrl.training.checkpoint import latest_checkpoint, load_pipeline_state
 
@@ -53,6 +54,7 @@ def sync_rollouts(run: Run, timer: Stopwatch, *, resume: bool = False) -> SyncRo
         score=score,
         selective=settings.selective(run.config),
         speculative=SpeculativeRollouts.of(run.config),
+        tree=TreeRollouts.of(run.config),
         engine_turn=lambda: timer("generate"),
     )
     checkpoint = latest_checkpoint(run.directory.checkpoints_dir) if resume else None

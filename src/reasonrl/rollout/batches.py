@@ -25,6 +25,7 @@ from reasonrl.rollout.greso import SelectiveRollouts
 from reasonrl.rollout.samples import Sample
 from reasonrl.rollout.scheduler import ProducedBatch, RolloutScheduler, SchedulerSettings, Scores
 from reasonrl.rollout.speculative import SpeculativeRollouts
+from reasonrl.rollout.tree import TreeRollouts
 
 
 class SyncRollouts:
@@ -45,6 +46,7 @@ class SyncRollouts:
         score: Callable[[list[Sample]], Scores],
         selective: SelectiveRollouts | None = None,
         speculative: SpeculativeRollouts | None = None,
+        tree: TreeRollouts | None = None,
         engine_turn: Callable[[], AbstractContextManager[None]] = nullcontext,
     ) -> None:
         """`score(samples)` starts scoring (the scheduler waits for it at once here); `engine_turn()` is held
@@ -64,6 +66,7 @@ class SyncRollouts:
             lock=threading.Condition(),
             selective=selective,
             speculative=speculative,
+            tree=tree,
             engine_turn=engine_turn,
         )
 

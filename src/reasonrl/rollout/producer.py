@@ -43,6 +43,7 @@ from reasonrl.rollout.greso import SelectiveRollouts
 from reasonrl.rollout.samples import Sample
 from reasonrl.rollout.scheduler import GenerationStopped, RolloutScheduler, SchedulerSettings, Scores
 from reasonrl.rollout.speculative import SpeculativeRollouts
+from reasonrl.rollout.tree import TreeRollouts
 
 
 def weight_snapshot(named_tensors: Iterable[tuple[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
@@ -87,6 +88,7 @@ class RolloutProducer:
         pending: Sequence[Prompt] = (),
         selective: SelectiveRollouts | None = None,
         speculative: SpeculativeRollouts | None = None,
+        tree: TreeRollouts | None = None,
         on_generate: Callable[[int], None] | None = None,
         num_threads: int | None = None,
     ) -> None:
@@ -125,6 +127,7 @@ class RolloutProducer:
             lock=self._lock,
             selective=selective,
             speculative=speculative,
+            tree=tree,
             engine_turn=self._engine_turn,
             should_abort=self._interrupted,
         )

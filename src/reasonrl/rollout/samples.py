@@ -30,6 +30,7 @@ class Sample:
     reward_info: dict[str, Any] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     start_version: int = 0
+    tree_path: str = ""  # its path in its group's tree ("0/1/0"), with tree rollouts
 
     @property
     def excluded(self) -> bool:
@@ -58,4 +59,5 @@ class Sample:
             "behaviour_logprobs": self.behaviour_logprobs,
             "policy_version": self.policy_version,
             "start_version": self.start_version,
+            "tree_path": self.tree_path,
         }

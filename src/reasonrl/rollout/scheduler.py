@@ -34,6 +34,9 @@ drives the engine until enough are done:
 - **Speculative rollouts** (SPEC-RL, `SpeculativeRollouts`): a fresh response to a prompt seen before starts
   as its cached last response, verified by the engine in the same turn as the generate call and kept up to
   its first rejected token; a group whose drafts are all kept whole is scored without generating.
+- **Tree rollouts** (TreePO, `TreeRollouts`): the fresh groups of a generate turn are grown as trees, one engine
+  call per segment round, their leaves the groups' members (with their tree paths). A tree call is never cut
+  short: a pause or a stop waits for it.
 
 The pool is mutated under the producer's lock, which is also what `state_dict` takes, so a checkpoint
 always sees whole tokens lists: in-flight responses are saved and continued after `--resume`.
@@ -61,6 +64,7 @@ from reasonrl.rollout.collect import PromptEncoder
 from reasonrl.rollout.greso import SelectiveRollouts
 from reasonrl.rollout.samples import Sample
 from reasonrl.rollout.speculative import SpeculativeRollouts, decode_tensor, encode_tensor
+from reasonrl.rollout.tree import TreeRollouts
 
 logger = logging.getLogger(__name__)
 
@@ -102,6 +106,7 @@ class Rollout:
     finish_reason: FinishReason | None = None
     text: str | None = None
     residual: torch.Tensor | None = None
+    path: str = ""
 
     def extend(self, generation: Generation, version: int) -> None:
         """Append what one generate call sampled; an aborted response stays unfinished."""
@@ -130,6 +135,7 @@ class Rollout:
             "start_version": self.start_version,
             "finish_reason": self.finish_reason,
             "residual": None if self.residual is None else encode_tensor(self.residual),
+            "path": self.path,
         }
 
     @classmethod
@@ -248,6 +254,7 @@ class RolloutScheduler:
         lock: threading.Condition,
         selective: SelectiveRollouts | None = None,
         speculative: SpeculativeRollouts | None = None,
+        tree: TreeRollouts | None = None,
         engine_turn: Callable[[], AbstractContextManager[None]] = nullcontext,
         should_abort: Callable[[], bool] | None = None,
     ) -> None:
@@ -264,6 +271,7 @@ class RolloutScheduler:
         self.lock = lock
         self.selective = selective
         self.speculative = speculative
+        self.tree = tree
         self.engine_turn = engine_turn
         self.should_abort = should_abort
         self.groups: list[GroupRollout] = []
@@ -287,6 +295,7 @@ class RolloutScheduler:
                 "tokens": dict(self._tokens),
                 "selective": self.selective.state_dict() if self.selective is not None else None,
                 "speculative": self.speculative.state_dict() if self.speculative is not None else None,
+                "tree": self.tree.state_dict() if self.tree is not None else None,
             }
 
     def load_state_dict(self, state: dict[str, Any], prompts_by_id: dict[str, Prompt]) -> list[Prompt]:
@@ -304,6 +313,8 @@ class RolloutScheduler:
             self.selective.load_state_dict(state["selective"])
         if self.speculative is not None and state.get("speculative") is not None:
             self.speculative.load_state_dict(state["speculative"])
+        if self.tree is not None and state.get("tree") is not None:
+            self.tree.load_state_dict(state["tree"])
         return [g.prompt for g in self.groups]
 
     # ---- producing a batch --------------------------------------------------------------------------
@@ -409,12 +420,36 @@ class RolloutScheduler:
         With speculative rollouts, fresh responses start from their drafts first, in the same engine turn (so
         under the weights that continue them), and the responses that finished are cached after the call."""
         with self.engine_turn():
+            if self.tree is not None:
+                self._grow_trees(self.tree, running, counters, fallback)
+                return False
             if self.speculative is None:
                 return self._generate_now(running, counters, fallback, stop_when_full)
             running = self._begin_from_drafts(self.speculative, running, counters, fallback)
             interrupted = bool(running) and self._generate_now(running, counters, fallback, stop_when_full)
             self.speculative.flush(self.engine)
             return interrupted
+
+    def _grow_trees(
+        self, tree: TreeRollouts, running: list[GroupRollout], counters: _Counters, fallback: list[GroupRollout]
+    ) -> None:
+        """Grow every running group as a tree (all are fresh: a tree call is never cut short) and settle them."""
+        version = self.engine.version
+        before = tree.counters.rounds, tree.counters.generated_tokens
+        leaves = tree.grow(
+            [g.members[0].prompt_ids for g in running], self.settings.group_size, self.engine, self.sampling
+        )
+        with self.lock:
+            for group, group_leaves in zip(running, leaves, strict=True):
+                for member, leaf in zip(group.members, group_leaves, strict=True):
+                    member.response_ids, member.logprobs = leaf.response_ids, leaf.logprobs
+                    member.versions = [version] * len(leaf.response_ids)
+                    member.start_version, member.finish_reason, member.path = version, leaf.finish_reason, leaf.path_id
+        calls, generated = tree.counters.rounds - before[0], tree.counters.generated_tokens - before[1]
+        counters.generate_calls += calls
+        counters.generated_tokens += generated
+        self._tokens["generated"] += generated
+        self._score_and_settle(running, counters, fallback)
 
     def _begin_from_drafts(
         self,
@@ -432,8 +467,7 @@ class RolloutScheduler:
             if member.start_version < 0 and not member.response_ids and member.finish_reason is None
         ]
         if fresh:
-            with self.lock:
-                speculative.begin(fresh, self.engine)
+            speculative.begin(fresh, self.engine, self.lock)
         done = [group for group in running if group.complete]
         if done:
             self._score_and_settle(done, counters, fallback)
@@ -569,6 +603,7 @@ class RolloutScheduler:
                     finish_reason=m.finish_reason or "length",
                     response_text=m.text if m.text is not None else self.engine.text(m.response_ids, self.sampling),
                     start_version=m.start_version,
+                    tree_path=m.path,
                 )
                 for m in group.members
             ]
@@ -692,6 +727,8 @@ class RolloutScheduler:
             metrics |= greso
         if self.speculative is not None:
             metrics |= self.speculative.metrics(counters.generated_tokens)
+        if self.tree is not None:
+            metrics |= self.tree.metrics()
         return ProducedBatch(samples, metrics, counters.scored)
 
 

@@ -26,6 +26,7 @@ import base64
 import math
 import time
 from collections import OrderedDict
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -54,6 +55,17 @@ class Draft:
     versions: torch.Tensor  # int32 [tokens]
     finish_reason: FinishReason
     distributions: torch.Tensor | None = None  # float32 [tokens, vocab]
+
+    @classmethod
+    def of(cls, rollout: Rollout, logprobs: list[float], distributions: torch.Tensor | None = None) -> Draft:
+        """A finished response as a draft, judged later against `logprobs` (and `distributions`)."""
+        return cls(
+            torch.tensor(rollout.response_ids, dtype=torch.int32),
+            torch.tensor(logprobs, dtype=torch.float32),
+            torch.tensor(rollout.versions, dtype=torch.int32),
+            rollout.finish_reason or "length",
+            distributions,
+        )
 
     @property
     def nbytes(self) -> int:
@@ -173,10 +185,13 @@ class SpeculativeRollouts:
         )
 
     # ---- starting responses from drafts -------------------------------------------------------------
-    def begin(self, fresh: list[tuple[str, int, Rollout]], engine: Engine) -> None:
+    def begin(
+        self, fresh: list[tuple[str, int, Rollout]], engine: Engine, lock: AbstractContextManager[Any] | None = None
+    ) -> None:
         """Start each fresh response (no tokens yet) from its cached draft, if there is one: score the draft under
         the engine's current weights, keep it up to the first rejected token and, for a draft kept whole, finish
-        the response there. Called inside the engine's turn, before the generate call."""
+        the response there. Called inside the engine's turn, before the generate call; the responses change
+        under `lock` (the scheduler's pool lock), the scoring pass runs outside it."""
         self._counters.begun += len(fresh)
         found = [(rollout, draft) for prompt_id, index, rollout in fresh if (draft := self._draft(prompt_id, index))]
         if not found:
@@ -196,8 +211,9 @@ class SpeculativeRollouts:
         uniforms = torch.rand(len(found), width, generator=self.generator, dtype=torch.float64)
         cuts = first_rejections(new, old, mask, uniforms, lenience=self.lenience).tolist()
         version = engine.version
-        for (rollout, draft), score, cut in zip(found, scores, cuts, strict=True):
-            self._keep(rollout, draft, score.logprobs, cut, version)
+        with lock if lock is not None else nullcontext():
+            for (rollout, draft), score, cut in zip(found, scores, cuts, strict=True):
+                self._keep(rollout, draft, score.logprobs, cut, version)
         self._counters.drafts += len(found)
         self._counters.verify_seconds += time.perf_counter() - started
 
@@ -242,15 +258,7 @@ class SpeculativeRollouts:
             if self.exact:
                 self._unscored.append((key, rollout))
                 continue
-            self.cache.put(
-                key,
-                Draft(
-                    torch.tensor(rollout.response_ids, dtype=torch.int32),
-                    torch.tensor(rollout.logprobs, dtype=torch.float32),
-                    torch.tensor(rollout.versions, dtype=torch.int32),
-                    rollout.finish_reason or "length",
-                ),
-            )
+            self.cache.put(key, Draft.of(rollout, rollout.logprobs))
 
     def flush(self, engine: Engine) -> None:
         """Exact mode: score the distributions of the responses remembered since the last flush and cache them.
@@ -265,16 +273,7 @@ class SpeculativeRollouts:
         scores = engine.score([GenerationRequest(r.prompt_ids, list(r.response_ids)) for _, r in usable], True)
         for (key, rollout), score in zip(usable, scores, strict=True):
             assert score.distributions is not None
-            self.cache.put(
-                key,
-                Draft(
-                    torch.tensor(rollout.response_ids, dtype=torch.int32),
-                    torch.tensor(score.logprobs, dtype=torch.float32),
-                    torch.tensor(rollout.versions, dtype=torch.int32),
-                    rollout.finish_reason or "length",
-                    score.distributions.float(),
-                ),
-            )
+            self.cache.put(key, Draft.of(rollout, score.logprobs, score.distributions.float()))
         self._counters.cache_seconds += time.perf_counter() - started
 
     # ---- metrics and checkpoints -------------------------------------------------------------------

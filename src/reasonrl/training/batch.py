@@ -38,6 +38,7 @@ class Batch:
     credit_weights: Tensor | None = None  # [B, T] attention-guided credit, only with algorithm.attention_credit
     advantages: Tensor | None = None  # [B, T] token-level advantages (always set before an update)
     returns: Tensor | None = None  # [B, T] the critic's λ-return targets, only with a critic
+    tree_paths: tuple[str, ...] | None = None  # each row's path in its group's tree, only with tree rollouts
 
     @classmethod
     def from_ids(cls, prompt_ids: Sequence[list[int]], response_ids: Sequence[list[int]]) -> Batch:

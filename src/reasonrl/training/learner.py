@@ -128,6 +128,8 @@ class Learner:
         rewards: Sequence[float],
         group_size: int,
         timer: Callable[[str], AbstractContextManager[Any]] | None = None,
+        *,
+        tree_paths: Sequence[str] | None = None,
     ) -> tuple[Batch, dict[str, float]]:
         """The batch `update` trains on, from scored responses (rows in groups of `group_size`), and its
         metrics (advantages, attention credit).
@@ -135,12 +137,14 @@ class Learner:
         In this order, each only when the config needs it: the pre-update log-probs (`needs_old_logprobs`)
         and the reference's (a KL term), timed as `logprobs`; the critic's values and AsyPPO masks
         (`values`); attention-guided credit weights (`attention`); the advantages; the critic's returns.
-        `timer(name)` is a context manager that times each part (a `tracking.Stopwatch`).
+        `timer(name)` is a context manager that times each part (a `tracking.Stopwatch`). `tree_paths`: each
+        response's path in its group's tree (tree rollouts), for the `tree` advantage.
         """
         timed = timer or (lambda name: nullcontext())
         algorithm = self.algorithm
         batch = Batch.from_ids(prompt_ids, response_ids)
         batch.behaviour_logprobs = batch.padded(behaviour_logprobs)
+        batch.tree_paths = None if tree_paths is None else tuple(tree_paths)
         with timed("logprobs"):
             if self.needs_old_logprobs:
                 batch.old_logprobs = self.policy_logprobs(batch)

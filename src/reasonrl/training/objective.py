@@ -84,6 +84,7 @@ def advantage_inputs(
         gamma=algorithm.gamma,
         values=batch.values,
         lam=algorithm.gae_lambda,
+        paths=batch.tree_paths,
     )
     return inputs, metrics
 
