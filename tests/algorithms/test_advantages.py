@@ -178,7 +178,8 @@ def test_sequence_estimators_take_the_summed_kl_out_of_the_reward() -> None:
 def test_every_estimator_is_zero_on_padding_and_keeps_the_dtype(name: str) -> None:
     # values: the critic's, which only gae reads (garbage on padding must not leak)
     values = torch.where(MASK.bool(), 0.25, 99.0)
-    advantages = run(name, kl_penalty=torch.full_like(MASK, 0.5), gamma=0.9, values=values, lam=0.95)
+    paths = ("0", "1/0", "1/1") * 2  # only tree reads them
+    advantages = run(name, kl_penalty=torch.full_like(MASK, 0.5), gamma=0.9, values=values, lam=0.95, paths=paths)
     assert advantages.shape == MASK.shape and advantages.dtype == F64
     assert torch.all(advantages[MASK == 0] == 0)
     assert torch.isfinite(advantages).all()

@@ -65,7 +65,7 @@ def test_a_plug_in_from_a_file_and_from_a_module(tmp_path: Path) -> None:
 
 
 def test_registered_algorithm_names() -> None:
-    assert ADVANTAGES.names() == ("grpo", "dr_grpo", "rloo", "reinforce_pp", "reinforce_pp_baseline", "gae")
+    assert ADVANTAGES.names() == ("grpo", "dr_grpo", "rloo", "reinforce_pp", "reinforce_pp_baseline", "tree", "gae")
     assert POLICY_LOSSES.names() == ("ppo", "gppo", "gspo", "gspo_token", "cispo")
     assert CORRECTIONS.names() == ("none", "decoupled", "tis", "icepop")
     assert LOSS_AGGREGATIONS.names() == (
