@@ -154,7 +154,6 @@ class _Counters:
     drafts: int = 0  # of them, begun from a draft
     fully_reused: int = 0
     reused_tokens: int = 0
-    cut_positions: int = 0
     verify_seconds: float = 0.0
     cache_seconds: float = 0.0
 
@@ -246,7 +245,6 @@ class SpeculativeRollouts:
             assert draft.distributions is not None
             rollout.residual = draft.distributions[cut]
         self._counters.reused_tokens += cut
-        self._counters.cut_positions += cut
         self._counters.fully_reused += int(finished)
 
     # ---- caching finished responses ----------------------------------------------------------------
@@ -287,7 +285,7 @@ class SpeculativeRollouts:
             "speculative/fully_reused_share": c.fully_reused / max(1, c.begun),
             "speculative/reused_tokens": float(c.reused_tokens),
             "speculative/reused_token_share": c.reused_tokens / max(1, c.reused_tokens + generated_tokens),
-            "speculative/mean_cut": c.cut_positions / max(1, c.drafts),
+            "speculative/mean_cut": c.reused_tokens / max(1, c.drafts),
             "speculative/verify_seconds": c.verify_seconds,
             "speculative/cache_seconds": c.cache_seconds,
             "speculative/cache_entries": float(len(self.cache)),
