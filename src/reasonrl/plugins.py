@@ -44,6 +44,7 @@ FAMILIES: dict[str, str] = {
     "verifier": "reasonrl.rewards.registry:VERIFIERS",
     "engine": "reasonrl.engines.factory:ENGINES",
     "strategy": "reasonrl.evaluation.strategies:STRATEGIES",
+    "environment": "reasonrl.agents.registry:ENVIRONMENTS",
 }
 """Every registry by family, imported when first asked for (the config validates names through these)."""
 

@@ -67,7 +67,7 @@ def test_unknown_key_names_path_and_closest_keys(tmp_path: Path) -> None:
     message = str(caught.value)
     assert "run.yaml" in message
     assert "unknown key 'rollout.gruop_size' (did you mean 'group_size'?)" in message
-    assert "valid keys under rollout: batch_size, engine, engine_options, group_size" in message
+    assert "valid keys under rollout: batch_size, engine, engine_options, environment, group_size" in message
 
 
 def test_unknown_section_and_override_typo() -> None:

@@ -130,6 +130,23 @@ def test_stop_strings_end_the_response_and_are_cut_from_the_text(model, tokenize
     assert len(stopped.response_ids) < len(free[0].response_ids) or free[0].finish_reason == "stop"
 
 
+def test_stop_tokens_end_the_response_and_stay_in_it(model, tokenizer, prompt_ids) -> None:  # type: ignore[no-untyped-def]
+    """An episode's turn ends on `</tool_call>`, a special token no stop string can match: kept, like the EOS."""
+    engine = HFEngine(model, tokenizer, seed=3)
+    requests = [GenerationRequest(ids) for ids in prompt_ids for _ in range(4)]
+    first = engine.generate(requests, SamplingSettings(max_new_tokens=12))
+    stops = tuple(sorted(set(first[0].response_ids[:3])))
+    stopped = engine.generate(requests, SamplingSettings(max_new_tokens=12, stop_token_ids=stops))
+    hits = 0
+    for generation in stopped:
+        ids = generation.response_ids
+        assert not set(stops) & set(ids[:-1])
+        if ids[-1] in stops:
+            hits += 1
+            assert generation.finish_reason == "stop" and len(generation.logprobs) == len(ids)
+    assert hits > 0
+
+
 def test_weight_updates_change_the_outputs(model, tokenizer, prompt_ids, tiny_model_dir) -> None:  # type: ignore[no-untyped-def]
     from transformers import AutoModelForCausalLM
 

@@ -59,3 +59,13 @@ def test_vllm_logprobs_match_the_learner_before_and_after_update(
         engine = batch.padded([g["logprobs"] for g in generations])
         torch.testing.assert_close(engine, learner, atol=TOLERANCE, rtol=0, msg=key)
     assert [g["ids"] for g in result["before_greedy"]] != [g["ids"] for g in result["after_greedy"]]
+    # A stop token ends a response and stays in it (episodes stop a turn on `</tool_call>` so).
+    stops = set(result["stop_ids"])
+    hits = 0
+    for generation in result["stopped"]:
+        ids = generation["ids"]
+        assert not stops & set(ids[:-1])
+        if ids[-1] in stops:
+            hits += 1
+            assert generation["finish"] == "stop" and len(generation["logprobs"]) == len(ids)
+    assert hits > 0

@@ -26,6 +26,9 @@ if __name__ == "__main__":
         ]
 
     before, before_greedy = run(sampling), run(greedy)
+    # Stop tokens (an episode's `</tool_call>`): tokens the model just sampled, so some responses hit one.
+    stop_ids = tuple(sorted(set(before[0]["ids"][:3])))
+    stopped = run(SamplingSettings(max_new_tokens=10, temperature=1.0, stop_token_ids=stop_ids))
     updated = AutoModelForCausalLM.from_pretrained(updated_dir)
     engine.update_weights(updated.named_parameters(), version=1)
     after, after_greedy = run(sampling), run(greedy)
@@ -41,6 +44,8 @@ if __name__ == "__main__":
                 "after_greedy": after_greedy,
                 "after_scored": [{"ids": g["ids"], "logprobs": s.logprobs} for g, s in zip(after, scored, strict=True)],
                 "version": engine.version,
+                "stop_ids": list(stop_ids),
+                "stopped": stopped,
             }
         )
     )

@@ -79,7 +79,7 @@ def test_resolve_model_path_errors_name_the_fix(tmp_path: Path) -> None:
         resolve_model_path("builtin:huge")
     with pytest.raises(ValueError, match="unknown model preset 'huge'"):
         init_model(tmp_path, preset="huge")
-    assert set(PRESETS) == {"tiny", "small"}
+    assert set(PRESETS) == {"tiny", "tiny-tools", "small"}
 
 
 def test_resolve_builds_once_and_reuses(tiny_model_dir: Path) -> None:

@@ -50,3 +50,36 @@ def masked_quantile(values: Tensor, valid: Tensor, q: float) -> Tensor:
     """The q-quantile of the valid entries (linear interpolation, as numpy); 0 when there are none."""
     picked = values[valid]
     return torch.quantile(picked, q) if picked.numel() else values.new_zeros(())
+
+
+def has_holes(mask: Tensor) -> bool:
+    """Whether some row has a masked position before a real one (a multi-turn episode's environment tokens),
+    i.e. the mask is not right-padded."""
+    valid = mask.bool()
+    # A right-padded row never goes from masked back to real.
+    return bool((valid[:, 1:] & ~valid[:, :-1]).any())
+
+
+def packed_positions(mask: Tensor) -> tuple[Tensor, Tensor]:
+    """Where each row's real tokens are, packed to the left: `index` [B, T'] (T' = most real tokens in a row)
+    holds, for the k-th real token of a row, its column, and `packed` [B, T'] marks the k that exist. Columns
+    past a row's count point at its masked positions (distinct, so `unpack` never writes one twice)."""
+    valid = mask.bool()
+    counts = valid.sum(dim=1)
+    # A stable sort on "is masked" lists every row's real columns first, in order.
+    order = torch.argsort((~valid).to(torch.int8), dim=1, stable=True)
+    width = max(int(counts.max()) if counts.numel() else 0, 1)
+    index = order[:, :width]
+    packed = torch.arange(width, device=mask.device)[None, :] < counts[:, None]
+    return index, packed.to(mask.dtype)
+
+
+def pack(values: Tensor, index: Tensor, packed: Tensor) -> Tensor:
+    """[B, T] -> [B, T']: each row's values at its real tokens, left-aligned, zero past them."""
+    return values.gather(1, index) * packed.to(values.dtype)
+
+
+def unpack(values: Tensor, index: Tensor, packed: Tensor, width: int) -> Tensor:
+    """[B, T'] -> [B, width]: `pack` undone, zero at every masked position."""
+    out = torch.zeros(values.shape[0], width, dtype=values.dtype, device=values.device)
+    return out.scatter(1, index, values * packed.to(values.dtype))

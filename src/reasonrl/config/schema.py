@@ -217,6 +217,49 @@ class TreeConfig(Section):
     )
 
 
+class EnvironmentConfig(Section):
+    """Multi-turn episodes with an environment and its tools (docs/agents.md): each response is an episode whose
+    tool and environment tokens are appended as chat-template deltas and never trained on."""
+
+    name: str | None = Field(
+        None,
+        description="Environment of each episode: calculator, python, search, or your own class as path.py:Class / "
+        "module:Class (None = single-turn responses).",
+        json_schema_extra={"registry": "environment"},
+    )
+    options: dict[str, Any] = Field(
+        default_factory=dict, description="Keyword options of the environment class (e.g. search's reward_mode)."
+    )
+    max_turns: int = Field(4, ge=1, description="Assistant turns per episode; one more turn ends it as `length`.")
+    max_turn_tokens: int | None = Field(
+        None, ge=1, description="New tokens per assistant turn (None = what is left of rollout.max_new_tokens)."
+    )
+    max_tool_calls_per_turn: int = Field(
+        1, ge=1, description="Tool calls run per turn; more are answered with an error and not run."
+    )
+    max_tool_response_tokens: int = Field(
+        128, ge=1, description="Tokens of each tool result the model reads; longer ones are cut in the middle."
+    )
+    tool_timeout_seconds: float = Field(
+        1.0, gt=0, description="A tool call still running after this is abandoned and answered with an error."
+    )
+    reward_weight: float = Field(
+        1.0, description="Weight of the environment's own reward (its steps' rewards summed) in the training reward."
+    )
+
+    @field_validator("name")
+    @classmethod
+    def _registered_environment(cls, value: str | None) -> str | None:
+        return None if value is None else registry("environment").known(value)
+
+    @model_validator(mode="after")
+    def _options_checked(self) -> EnvironmentConfig:
+        if self.name is None:
+            return self
+        registry("environment").check(self.name, self.options, where="rollout.environment.options")
+        return self
+
+
 class RolloutConfig(Section):
     """Generation of responses."""
 
@@ -294,6 +337,10 @@ class RolloutConfig(Section):
     tree: TreeConfig = Field(
         default_factory=TreeConfig, description="Tree rollouts: segment-wise sampling with shared prefixes (TreePO)."
     )
+    environment: EnvironmentConfig = Field(
+        default_factory=EnvironmentConfig,
+        description="Multi-turn episodes: an environment, its tools and their limits (docs/agents.md).",
+    )
 
     @model_validator(mode="after")
     def _speculation_checked(self) -> RolloutConfig:
@@ -301,6 +348,16 @@ class RolloutConfig(Section):
             raise ValueError(
                 "rollout.tree options are set but rollout.tree.enabled is false, so they would do nothing. Set "
                 "enabled: true, or remove them."
+            )
+        if self.environment.name is None and self.environment != EnvironmentConfig():
+            raise ValueError(
+                "rollout.environment options are set but rollout.environment.name is not, so they would do nothing. "
+                "Name an environment (e.g. calculator), or remove them."
+            )
+        if self.environment.name is not None and (self.tree.enabled or self.speculative.enabled):
+            raise ValueError(
+                "rollout.environment runs multi-turn episodes, which tree and speculative rollouts do not grow (their "
+                "responses are single turns). Disable rollout.tree / rollout.speculative, or remove the environment."
             )
         if self.tree.enabled and self.speculative.enabled:
             raise ValueError(

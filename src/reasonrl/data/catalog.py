@@ -1,8 +1,8 @@
-"""The list of built-in tasks for `reasonrl tasks`: presets, code tasks and every reasoning-gym generator.
+"""The list of built-in tasks for `reasonrl tasks`: presets, code and agent tasks, every reasoning-gym generator.
 
 Making one example for each of the 100+ generators takes several seconds (a few build puzzles by search),
 so the reasoning-gym part is cached on disk per reasoning-gym version, under $REASONRL_CACHE (default
-~/.cache/reasonrl). Presets and code tasks are always built fresh: they are few and defined here.
+~/.cache/reasonrl). Presets, code and agent tasks are always built fresh: they are few and defined here.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from reasonrl.data.code_tasks import CODE_TASKS
 from reasonrl.data.errors import DataError
 from reasonrl.data.gym import gym_category, gym_description, gym_task_names, option_defaults
 from reasonrl.data.presets import PRESETS
-from reasonrl.data.tasks import iter_task_prompts
+from reasonrl.data.tasks import AGENT_TASKS, iter_task_prompts
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ class TaskInfo:
     """One built-in task as `reasonrl tasks` shows it; `example` is None when the task needs options first."""
 
     name: str
-    kind: str  # "preset", "code" or "gym"
+    kind: str  # "preset", "code", "agent" or "gym"
     category: str
     description: str
     example: str | None
@@ -58,7 +58,10 @@ def _example(name: str) -> tuple[str | None, str | None]:
 
 def _task_info(name: str, kind: str, category: str, description: str, examples: bool, gym_task: str | None) -> TaskInfo:
     example, answer = _example(name) if examples else (None, None)
-    defaults = option_defaults(gym_task) if gym_task is not None else CODE_TASKS[name].defaults()
+    if gym_task is not None:
+        defaults = option_defaults(gym_task)
+    else:  # agent tasks have no options
+        defaults = CODE_TASKS[name].defaults() if name in CODE_TASKS else {}
     if kind == "preset":
         defaults.update(PRESETS[name].defaults)
     options = {option: repr(value) for option, value in defaults.items()}
@@ -88,9 +91,10 @@ def _gym_infos(examples: bool, cache: Path) -> list[TaskInfo]:
 
 
 def list_tasks(examples: bool = True, cache: Path | None = None) -> list[TaskInfo]:
-    """Presets first, then code tasks, then all reasoning-gym tasks by name, each with a description and
+    """Presets first, then code tasks, agent tasks and all reasoning-gym tasks by name, each with a description and
     (optionally) an example prompt with its answer. `cache` defaults to `cache_dir() / "tasks"`.
     """
     presets = [_task_info(p.name, "preset", "preset", p.description, examples, p.gym_task) for p in PRESETS.values()]
     code = [_task_info(t.name, "code", "code", t.description, examples, None) for t in CODE_TASKS.values()]
-    return presets + code + _gym_infos(examples, cache if cache is not None else cache_dir() / "tasks")
+    agent = [_task_info(t.name, "agent", "agent", t.description, examples, None) for t in AGENT_TASKS.values()]
+    return presets + code + agent + _gym_infos(examples, cache if cache is not None else cache_dir() / "tasks")

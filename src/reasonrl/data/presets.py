@@ -66,6 +66,22 @@ PRESETS: dict[str, Preset] = {
             },
         ),
         Preset(
+            name="mul",
+            description="a product of two numbers below 100: 84*15= -> 1260; out of reach of a tiny model's mental "
+            "arithmetic, the task of the calculator agent (rollout.environment: calculator; reasoning-gym "
+            "basic_arithmetic)",
+            gym_task="basic_arithmetic",
+            defaults={
+                "min_terms": 2,
+                "max_terms": 2,
+                "min_digits": 2,
+                "max_digits": 2,
+                "operators": ["*"],
+                "allow_parentheses": False,
+                "allow_negation": False,
+            },
+        ),
+        Preset(
             name="bits",
             description="count the 1 bits of a 12-bit number written in binary: 101011110100= -> 7 "
             "(reasoning-gym count_bits)",

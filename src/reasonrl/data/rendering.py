@@ -31,6 +31,13 @@ def prompt_messages(prompt: Prompt, fmt: PromptFormat) -> list[dict[str, str]]:
         if prompt.messages is not None
         else [{"role": "user", "content": prompt.text or ""}]
     )
+    return formatted_messages(messages, fmt)
+
+
+def formatted_messages(messages: list[dict[str, str]], fmt: PromptFormat) -> list[dict[str, str]]:
+    """`messages` (copied) with the configured system prompt and instruction applied (see `prompt_messages`;
+    an environment's opening messages get the same treatment)."""
+    messages = [dict(m) for m in messages]
     if fmt.system_prompt is not None:
         others = [m for m in messages if m["role"] != "system"]
         messages = [{"role": "system", "content": fmt.system_prompt}, *others]

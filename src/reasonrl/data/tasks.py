@@ -1,10 +1,13 @@
-"""Prompts from built-in tasks: presets, code tasks and reasoning-gym generators, selected by name with options."""
+"""Prompts from built-in tasks: presets, code tasks, agent tasks and reasoning-gym generators, selected by name."""
 
 from __future__ import annotations
 
 import difflib
+import json
+import random
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 from reasonrl.config.data_source import DataSource, FieldMap
 from reasonrl.data.code_tasks import CODE_TASKS, CodeTask, iter_code_prompts
@@ -16,20 +19,50 @@ from reasonrl.data.records import Prompt
 DEFAULT_TASK_SIZE = 1000
 """Prompts generated for a task when `DataSource.size` is not set."""
 
+PACKAGE = Path(__file__).resolve().parents[1]
+"""The installed `reasonrl` folder: agent tasks' question files ship in it."""
+
+
+@dataclass(frozen=True)
+class AgentTask:
+    """A fixed question set of an agent environment: JSON lines of {question, answer, meta} in the package
+    (`file`), judged by exact match. Its generator lives with the environment in `reasonrl.agents`, which
+    imports this package, so the file is the link. A seed shuffles the set, and the held-out stream is the
+    questions that training did not draw."""
+
+    name: str
+    description: str
+    file: str
+
+
+AGENT_TASKS: dict[str, AgentTask] = {
+    task.name: task
+    for task in (
+        AgentTask(
+            "search_qa",
+            "300 two-hop questions over a small corpus, for the search agent (rollout.environment: search): "
+            "Founder of Zikeli's town? -> Bekiz, found by searching Zikeli, then the town it names (exact)",
+            "agents/data/search_questions.jsonl",
+        ),
+    )
+}
+
 
 @dataclass(frozen=True)
 class TaskRef:
-    """A resolved task name: a code task, or the reasoning-gym generator behind it and the preset if it is one."""
+    """A resolved task name: a code or agent task, or the reasoning-gym generator behind it and the preset if it
+    is one."""
 
     name: str
     gym_task: str | None
     preset: Preset | None = None
     code: CodeTask | None = None
+    agent: AgentTask | None = None
 
     @property
     def kind(self) -> str:
-        """How `reasonrl tasks` and load reports label it: preset, code or gym."""
-        return "preset" if self.preset else "code" if self.code else "gym"
+        """How `reasonrl tasks` and load reports label it: preset, code, agent or gym."""
+        return "preset" if self.preset else "code" if self.code else "agent" if self.agent else "gym"
 
 
 def resolve_task(name: str, config_key: str = "data.train") -> TaskRef:
@@ -38,14 +71,17 @@ def resolve_task(name: str, config_key: str = "data.train") -> TaskRef:
         return TaskRef(name, PRESETS[name].gym_task, PRESETS[name])
     if name in CODE_TASKS:
         return TaskRef(name, None, code=CODE_TASKS[name])
+    if name in AGENT_TASKS:
+        return TaskRef(name, None, agent=AGENT_TASKS[name])
     known = gym_task_names()
     if name in known:
         return TaskRef(name, name)
-    close = difflib.get_close_matches(name, [*PRESETS, *CODE_TASKS, *known], n=3, cutoff=0.6)
+    close = difflib.get_close_matches(name, [*PRESETS, *CODE_TASKS, *AGENT_TASKS, *known], n=3, cutoff=0.6)
     hint = f" Did you mean {' or '.join(map(repr, close))}?" if close else ""
+    count = len(PRESETS) + len(CODE_TASKS) + len(AGENT_TASKS) + len(known)
     raise DataError(
         f"{config_key}.source: unknown task {name!r}.{hint} `reasonrl tasks` lists the "
-        f"{len(PRESETS) + len(CODE_TASKS) + len(known)} built-in tasks; a file source needs a path with its extension "
+        f"{count} built-in tasks; a file source needs a path with its extension "
         f"(.jsonl, .json, .parquet) or an existing HF dataset folder."
     )
 
@@ -59,13 +95,17 @@ def iter_task_prompts(
     used; `limit` is still needed up front because some generators precompute their whole dataset.
 
     The prompt's `task` (its verifier) is `source.reward` when set, else the preset's verifier, `code` for a
-    code task, else `gym`, which scores with reasoning-gym's own scorer from `meta["gym_entry"]`.
+    code task, `exact` for an agent task, else `gym`, which scores with reasoning-gym's own scorer from
+    `meta["gym_entry"]`.
     """
     task = resolve_task(source.source, config_key)
     if task.code is not None:
         yield from iter_code_prompts(task.code, source, limit, stream, config_key)
         return
-    assert task.gym_task is not None  # every task that is not a code task has a generator
+    if task.agent is not None:
+        yield from iter_agent_prompts(task.agent, source, limit, stream, config_key)
+        return
+    assert task.gym_task is not None  # every task that is not a code or agent task has a generator
     options = {**(task.preset.defaults if task.preset else {}), **source.options}
     seed = gym_seed(source.seed, stream)
     dataset = make_gym_dataset(task.gym_task, options, seed, size=limit, config_key=config_key)
@@ -84,6 +124,27 @@ def iter_task_prompts(
             meta["preset"] = task.name
         prompt_id = f"{task.name}/{stream}-{source.seed}/{index}"
         yield Prompt(id=prompt_id, text=text, answer=entry["answer"], task=verifier, meta=meta)
+
+
+def iter_agent_prompts(
+    task: AgentTask, source: DataSource, limit: int, stream: str, config_key: str
+) -> Iterator[Prompt]:
+    """Up to `limit` of the task's questions, in an order drawn from the seed and stream; a question's id is its
+    row number, the same in every stream."""
+    if source.options:
+        raise DataError(f"task {task.name!r} has no options, got {sorted(source.options)}; remove {config_key}.options")
+    rows = [json.loads(line) for line in (PACKAGE / task.file).read_text(encoding="utf-8").splitlines()]
+    order = list(range(len(rows)))
+    random.Random(f"{task.name}:{stream}:{source.seed}").shuffle(order)
+    for index in order[:limit]:
+        row = rows[index]
+        yield Prompt(
+            id=f"{task.name}/{index}",
+            text=row["question"],
+            answer=row["answer"],
+            task=source.reward or "exact",
+            meta={"agent_task": task.name, **row["meta"]},
+        )
 
 
 def load_task_prompts(source: DataSource, config_key: str = "data.train") -> list[Prompt]:

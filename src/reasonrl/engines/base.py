@@ -18,13 +18,16 @@ FinishReason = Literal["stop", "length", "abort"]
 
 @dataclass(frozen=True)
 class SamplingSettings:
-    """How to sample; `temperature == 0` means greedy."""
+    """How to sample; `temperature == 0` means greedy. `stop_token_ids`: tokens that end a response besides the
+    EOS, kept in it (a tool call ends on `</tool_call>`, a special token that stop strings, matched on text
+    decoded without special tokens, cannot see)."""
 
     max_new_tokens: int
     temperature: float = 1.0
     top_p: float = 1.0
     top_k: int = 0
     stop: tuple[str, ...] = ()
+    stop_token_ids: tuple[int, ...] = ()
 
     @property
     def greedy(self) -> bool:

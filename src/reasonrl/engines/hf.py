@@ -143,8 +143,13 @@ class HFEngine:
                 ):
                     tokens[row].append(token)
                     logprobs[row].append(logprob)
-                    if token in self.eos_ids or (
-                        stops is not None and stops.hit(self._context(requests[row], tokens[row]), new=len(tokens[row]))
+                    if (
+                        token in self.eos_ids
+                        or token in sampling.stop_token_ids
+                        or (
+                            stops is not None
+                            and stops.hit(self._context(requests[row], tokens[row]), new=len(tokens[row]))
+                        )
                     ):
                         finish[row] = "stop"
                     elif step + 1 < budgets[row]:

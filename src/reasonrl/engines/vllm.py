@@ -101,6 +101,7 @@ class VLLMEngine:
                 top_k=sampling.top_k if sampling.top_k > 0 else -1,
                 max_tokens=r.max_new_tokens if r.max_new_tokens is not None else sampling.max_new_tokens,
                 stop=list(sampling.stop) or None,
+                stop_token_ids=list(sampling.stop_token_ids) or None,
                 logprobs=0,
                 seed=seed,
                 skip_special_tokens=True,

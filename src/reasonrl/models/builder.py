@@ -31,6 +31,7 @@ class ModelPreset:
     max_positions: int
     bpe_vocab_size: int = 0
     description: str = ""
+    tool_tokens: bool = False  # <tool_call> & co. as single special tokens (byte tokenizer), for tool use
 
 
 PRESETS: dict[str, ModelPreset] = {
@@ -44,6 +45,18 @@ PRESETS: dict[str, ModelPreset] = {
         max_positions=1024,
         description="~0.8M parameters, byte-level tokenizer (a token per ASCII character): "
         "trains on the built-in tasks in minutes on a CPU",
+    ),
+    "tiny-tools": ModelPreset(
+        tokenizer="byte",
+        hidden_size=128,
+        num_layers=4,
+        num_heads=2,
+        num_kv_heads=1,
+        intermediate_size=384,
+        max_positions=1024,
+        tool_tokens=True,
+        description="the tiny model with <tool_call>, </tool_call>, <tool_response>, </tool_response> as single "
+        "special tokens and a chat template for tool turns: the agents' demo model (rollout.environment)",
     ),
     "small": ModelPreset(
         tokenizer="bpe",
@@ -61,7 +74,7 @@ PRESETS: dict[str, ModelPreset] = {
 
 def build_tokenizer(preset: ModelPreset, corpus: Iterable[str] | None) -> PreTrainedTokenizerFast:
     if preset.tokenizer == "byte":
-        return byte_tokenizer()
+        return byte_tokenizer(tools=preset.tool_tokens)
     if corpus is None:
         raise ValueError("a BPE tokenizer needs a corpus of task text to train on")
     return bpe_tokenizer(corpus, preset.bpe_vocab_size)

@@ -27,26 +27,46 @@ CHAT_TEMPLATE = (
 )
 
 
-def _qwen2_tokenizer(vocab: dict[str, int], merges: list[tuple[str, str]]) -> Qwen2Tokenizer:
+# Tool use (rollout.environment): tool calls and results framed by single tokens, so generation stops exactly on
+# `</tool_call>` and parsing is unambiguous, and tool turns rendered inside <tool_response> as Qwen2.5 does. The
+# tools' schemas are not rendered: a character-level model would pay a token per character of JSON schema in
+# every prompt, and it learns its tools from demonstrations and rewards.
+TOOL_TOKENS = ("<tool_call>", "</tool_call>", "<tool_response>", "</tool_response>")
+TOOL_CHAT_TEMPLATE = (
+    "{% for message in messages %}"
+    "{% if message['role'] == 'tool' %}"
+    "{{ '<|im_start|>tool\n<tool_response>' + message['content'] + '</tool_response><|im_end|>' + '\n' }}"
+    "{% else %}"
+    "{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n' }}"
+    "{% endif %}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+
+
+def _qwen2_tokenizer(vocab: dict[str, int], merges: list[tuple[str, str]], tools: bool = False) -> Qwen2Tokenizer:
     return Qwen2Tokenizer(
         vocab=vocab,
         merges=merges,
         unk_token=EOS,
         eos_token=IM_END,
         pad_token=PAD,
-        additional_special_tokens=[EOS, IM_START],
-        chat_template=CHAT_TEMPLATE,
+        additional_special_tokens=[EOS, IM_START, *(TOOL_TOKENS if tools else ())],
+        chat_template=TOOL_CHAT_TEMPLATE if tools else CHAT_TEMPLATE,
         clean_up_tokenization_spaces=False,
         model_max_length=4096,
     )
 
 
-def byte_tokenizer() -> Qwen2Tokenizer:
-    """One token per byte (so per character for ASCII): nothing to learn, any text representable."""
+def byte_tokenizer(tools: bool = False) -> Qwen2Tokenizer:
+    """One token per byte (so per character for ASCII): nothing to learn, any text representable. `tools`: the
+    tool-call markers as single special tokens (appended after the bytes) and a template for tool turns."""
     vocab = {token: index for index, token in enumerate(SPECIAL_TOKENS)}
     for symbol in sorted(pre_tokenizers.ByteLevel.alphabet()):
         vocab[symbol] = len(vocab)
-    return _qwen2_tokenizer(vocab, [])
+    for token in TOOL_TOKENS if tools else ():
+        vocab[token] = len(vocab)
+    return _qwen2_tokenizer(vocab, [], tools)
 
 
 def bpe_tokenizer(corpus: Iterable[str], vocab_size: int) -> Qwen2Tokenizer:

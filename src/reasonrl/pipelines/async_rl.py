@@ -127,6 +127,7 @@ def build_producer(
         selective=settings.selective(config),
         speculative=SpeculativeRollouts.of(config),
         tree=TreeRollouts.of(config),
+        episodes=run.episodes,
         on_generate=hooks.on_generate,
         num_threads=num_threads,
     )

@@ -28,6 +28,8 @@ from reasonrl.rewards.code import record_sandbox
 from reasonrl.rewards.failures import RewardFailureWatch
 from reasonrl.rewards.majority_labels import MajorityLabelPool, training_reward_pool, verifier_pool
 from reasonrl.rollout.collect import PromptEncoder
+from reasonrl.rollout.demonstrations import demonstrations
+from reasonrl.rollout.episodes import EpisodeDriver, episode_driver
 from reasonrl.tracking import RunDirectory, Tracker
 from reasonrl.training.checkpoint import latest_checkpoint, load_checkpoint, restore_rng_states
 from reasonrl.training.learner import Learner
@@ -58,6 +60,8 @@ class Run:
     reward_failures: RewardFailureWatch = field(default_factory=RewardFailureWatch)
     # CaT's anchor (`labels: cat`): the frozen initial policy's engine; its RNG is checkpointed with the run's.
     anchor: Engine | None = None
+    # Multi-turn episodes (`rollout.environment`): their environments, template deltas and limits.
+    episodes: EpisodeDriver | None = None
 
     def close(self) -> None:
         self.engine.close()
@@ -81,6 +85,24 @@ def sft_targets(prompts: list[Prompt], tokenizer: Any) -> list[list[int]]:
     return [tokenizer(text, add_special_tokens=False)["input_ids"] + [eos] for text in texts]
 
 
+def sft_examples(
+    config: RunConfig, prompts: list[Prompt], tokenizer: Any
+) -> tuple[list[list[int]], list[list[int]], list[list[int]] | None]:
+    """Prompt ids, target ids and target masks of the supervised warm-up: (prompt, answer) pairs, or with an
+    environment its demonstration episodes (tool results masked out)."""
+    driver = episode_driver(config, tokenizer)
+    if driver is None:
+        encode = PromptEncoder(tokenizer, config.data.format)
+        return [encode(p) for p in prompts], sft_targets(prompts, tokenizer), None
+    episodes = demonstrations(driver, prompts)
+    if not episodes:
+        raise ValueError(
+            f"train.sft with rollout.environment {config.rollout.environment.name!r}: the environment gave no "
+            "demonstration (a demonstration(task) method returning the assistant turns); set train.sft.steps: 0"
+        )
+    return [e.prompt_ids for e in episodes], [e.response_ids for e in episodes], [e.mask for e in episodes]
+
+
 def start_model(config: RunConfig, base: Path, directory: RunDirectory, prompts: list[Prompt], log: Any) -> Path:
     """The folder RL starts from: `base`, or `base` after supervised fine-tuning (`train.sft`, built once per
     run into RUN_DIR/sft_model)."""
@@ -97,17 +119,18 @@ def start_model(config: RunConfig, base: Path, directory: RunDirectory, prompts:
         config.model.model_copy(update={"lora": config.model.lora.model_copy(update={"enabled": False})}),
         device,
     )
-    encode = PromptEncoder(tokenizer, config.data.format)
+    prompt_ids, target_ids, target_masks = sft_examples(config, prompts, tokenizer)
     supervised_finetune(
         model,
-        [encode(p) for p in prompts],
-        sft_targets(prompts, tokenizer),
+        prompt_ids,
+        target_ids,
         sft,
         pad_id=int(tokenizer.pad_token_id),
         token_budget=config.train.micro_batch_tokens,
         seed=config.train.seed,
         grad_clip=config.train.grad_clip,
         on_step=lambda step, metrics: log(step, metrics),
+        target_masks=target_masks,
     )
     staging = Path(tempfile.mkdtemp(prefix=".sft-", dir=directory.root))
     model.save_pretrained(staging)
@@ -169,6 +192,9 @@ def build_run(config: RunConfig, *, resume: bool = False, sft_log: Any = None, e
     )
     reward = config.algorithm.reward
     anchor = anchor_engine(config, learner, start) if reward.labels == "cat" else None
+    episodes = episode_driver(config, learner.tokenizer)
+    stop = tuple(rollout.stop) + (episodes.stop_strings if episodes is not None else ())
+    stop_ids = episodes.stop_token_ids if episodes is not None else ()
     run = Run(
         config=config,
         directory=directory,
@@ -189,14 +215,17 @@ def build_run(config: RunConfig, *, resume: bool = False, sft_log: Any = None, e
             temperature=rollout.temperature,
             top_p=rollout.top_p,
             top_k=rollout.top_k,
-            stop=tuple(rollout.stop),
+            stop=stop,
+            stop_token_ids=stop_ids,
         ),
         eval_sampling=SamplingSettings(
             max_new_tokens=config.eval.max_new_tokens or rollout.max_new_tokens,
             temperature=config.eval.temperature,
             top_p=rollout.top_p if config.eval.temperature > 0 else 1.0,
-            stop=tuple(rollout.stop),
+            stop=stop,
+            stop_token_ids=stop_ids,
         ),
+        episodes=episodes,
     )
     if checkpoint is not None:
         restore(run, checkpoint)

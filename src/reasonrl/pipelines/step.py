@@ -39,6 +39,7 @@ def learn(run: Run, timer: Stopwatch, samples: list[Sample]) -> dict[str, float]
         group_size,
         timer,
         tree_paths=[s.tree_path for s in samples] if samples and samples[0].tree_path else None,
+        response_masks=[s.response_mask for s in samples] if any(s.response_mask for s in samples) else None,
     )
     with timer("update"):
         update_metrics = learner.update(batch, group_size)
@@ -72,6 +73,7 @@ def held_out(run: Run) -> dict[str, float]:
         run.eval_pool or run.train_pool,
         run.eval_sampling,
         run.config.eval.n,
+        episodes=run.episodes,
     )
     return metrics
 

@@ -55,6 +55,7 @@ def sync_rollouts(run: Run, timer: Stopwatch, *, resume: bool = False) -> SyncRo
         selective=settings.selective(run.config),
         speculative=SpeculativeRollouts.of(run.config),
         tree=TreeRollouts.of(run.config),
+        episodes=run.episodes,
         engine_turn=lambda: timer("generate"),
     )
     checkpoint = latest_checkpoint(run.directory.checkpoints_dir) if resume else None

@@ -21,6 +21,7 @@ from typing import Any, cast
 from reasonrl.data import Prompt, PromptSampler
 from reasonrl.engines.base import Engine, SamplingSettings, StreamingEngine
 from reasonrl.rollout.collect import PromptEncoder
+from reasonrl.rollout.episodes import EpisodeDriver
 from reasonrl.rollout.greso import SelectiveRollouts
 from reasonrl.rollout.samples import Sample
 from reasonrl.rollout.scheduler import ProducedBatch, RolloutScheduler, SchedulerSettings, Scores
@@ -47,6 +48,7 @@ class SyncRollouts:
         selective: SelectiveRollouts | None = None,
         speculative: SpeculativeRollouts | None = None,
         tree: TreeRollouts | None = None,
+        episodes: EpisodeDriver | None = None,
         engine_turn: Callable[[], AbstractContextManager[None]] = nullcontext,
     ) -> None:
         """`score(samples)` starts scoring (the scheduler waits for it at once here); `engine_turn()` is held
@@ -67,6 +69,7 @@ class SyncRollouts:
             selective=selective,
             speculative=speculative,
             tree=tree,
+            episodes=episodes,
             engine_turn=engine_turn,
         )
 

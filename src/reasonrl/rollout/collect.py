@@ -12,6 +12,8 @@ from reasonrl.data import Prompt, render_prompt
 from reasonrl.engines.base import Engine, GenerationRequest, SamplingSettings
 from reasonrl.rewards import RewardResult
 from reasonrl.rewards.majority_labels import has_reference
+from reasonrl.rollout.episodes import EpisodeDriver
+from reasonrl.rollout.responses import Rollout
 from reasonrl.rollout.samples import Sample
 
 
@@ -93,9 +95,13 @@ class PendingScores:
         if self._filled:
             return
         for sample, result in zip(self.samples, self._rewards.result(), strict=True):
-            sample.reward = result.reward
+            components = result.components
+            environment = sample.episode["reward"] if sample.episode is not None else 0.0
+            if sample.episode is not None:  # an episode's environment reward adds to the verifier's
+                components = {**components, "environment": environment}
+            sample.reward = result.reward + environment
             sample.reward_info = {
-                "components": result.components,
+                "components": components,
                 "error": result.error,
                 "seconds": result.seconds,
                 **result.info,
@@ -123,11 +129,11 @@ def submit_scores(pool: ScoringPool, verify: ScoringPool | None = None) -> Calla
     there is, and `Sample.correct` falls back to it."""
 
     def submit(samples: list[Sample]) -> PendingScores:
-        rewards = pool.submit([s.prompt for s in samples], [s.response_text for s in samples])
+        rewards = pool.submit([s.prompt for s in samples], [s.judged_text for s in samples])
         checked = [s for s in samples if has_reference(s.prompt)] if verify is not None else []
         verdicts = None
         if verify is not None and checked:
-            verdicts = verify.submit([s.prompt for s in checked], [s.response_text for s in checked])
+            verdicts = verify.submit([s.prompt for s in checked], [s.judged_text for s in checked])
         return PendingScores(samples, rewards, checked, verdicts)
 
     return submit
@@ -138,3 +144,36 @@ def score_samples(samples: Sequence[Sample], pool: ScoringPool, verify: ScoringP
     start = time.perf_counter()
     submit_scores(pool, verify)(list(samples)).result()
     return time.perf_counter() - start
+
+
+def generate_episodes(
+    prompts: Sequence[Prompt], group_size: int, engine: Engine, driver: EpisodeDriver, sampling: SamplingSettings
+) -> list[Sample]:
+    """`generate_samples` for multi-turn episodes: one generate call per turn over every episode still running,
+    the environment answering between calls, until all have ended (held-out evaluation; training episodes go
+    through the rollout scheduler, which interleaves them with scoring and partial rollouts)."""
+    owners: list[tuple[int, Prompt, Rollout]] = []
+    for group_index, prompt in enumerate(prompts):
+        for member in range(group_size):
+            ids, episode = driver.start(prompt, seed=group_index * group_size + member)
+            owners.append((group_index, prompt, Rollout(prompt_ids=ids, episode=episode, start_version=engine.version)))
+    while running := [rollout for _, _, rollout in owners if rollout.finish_reason is None]:
+        requests = [
+            GenerationRequest(
+                r.prompt_ids,
+                list(r.response_ids),
+                max_new_tokens=driver.budget(r.episode, len(r.response_ids)) if r.episode is not None else None,
+            )
+            for r in running
+        ]
+        version = engine.version
+        for rollout, generation in zip(running, engine.generate(requests, sampling), strict=True):
+            rollout.extend(generation, version)
+            if rollout.finish_reason is not None:
+                driver.end_turn(rollout, version)
+    samples = []
+    for group_index, prompt, rollout in owners:
+        sample = rollout.to_sample(prompt, driver.deltas.display_text(rollout.response_ids))
+        sample.group_index = group_index
+        samples.append(sample)
+    return samples

@@ -12,11 +12,12 @@ def rollout_metrics(samples: Sequence[Sample], group_size: int) -> dict[str, flo
     """Statistics of whole groups of `group_size` adjacent samples. Excluded samples (no verdict) never reach
     here: the scheduler sets their groups aside before counting them as scored."""
     rewards = [s.reward for s in samples]
-    lengths = [len(s.response_ids) for s in samples]
+    lengths = [s.sampled_tokens for s in samples]  # an episode's environment tokens are not the policy's
     groups = [rewards[i : i + group_size] for i in range(0, len(rewards), group_size)]
     count = max(1, len(samples))
     return (
-        _majority_label_metrics(samples)
+        episode_metrics(samples)
+        | _majority_label_metrics(samples)
         | _cat_label_metrics(samples)
         | {
             "reward/mean": statistics.fmean(rewards) if rewards else 0.0,
@@ -59,4 +60,26 @@ def _cat_label_metrics(samples: Sequence[Sample]) -> dict[str, float]:
     if checked:
         metrics["cat/label_accuracy"] = statistics.fmean(float(i["cat_label_correct"]) for i in checked)
         metrics["cat/ttrl_label_accuracy"] = statistics.fmean(float(i["cat_majority_correct"]) for i in checked)
+    return metrics
+
+
+def episode_metrics(samples: Sequence[Sample]) -> dict[str, float]:
+    """Multi-turn episodes: turns, tool calls and errors per episode, tokens by mask, and the share of each stop
+    reason (answer, max_turns, length, error); nothing for single-turn samples."""
+    episodes = [(s, s.episode) for s in samples if s.episode is not None]
+    if not episodes:
+        return {}
+    count = len(episodes)
+    calls = sum(e["tool_calls"] for _, e in episodes)
+    metrics = {
+        "episode/turns_mean": sum(e["turns"] for _, e in episodes) / count,
+        "episode/tool_calls_mean": calls / count,
+        "episode/tool_errors_mean": sum(e["tool_errors"] for _, e in episodes) / count,
+        "episode/tool_error_share": sum(e["tool_errors"] for _, e in episodes) / max(1, calls),
+        "episode/environment_reward_mean": sum(e["reward"] for _, e in episodes) / count,
+        "episode/sampled_tokens_mean": sum(s.sampled_tokens for s, _ in episodes) / count,
+        "episode/environment_tokens_mean": sum(len(s.response_ids) - s.sampled_tokens for s, _ in episodes) / count,
+    }
+    for reason in ("answer", "max_turns", "length", "error"):
+        metrics[f"episode/stop_{reason}_share"] = sum(e["stop_reason"] == reason for _, e in episodes) / count
     return metrics

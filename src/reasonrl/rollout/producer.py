@@ -39,6 +39,7 @@ import torch
 from reasonrl.data import Prompt, PromptSampler
 from reasonrl.engines.base import SamplingSettings, StreamingEngine
 from reasonrl.rollout.collect import PromptEncoder
+from reasonrl.rollout.episodes import EpisodeDriver
 from reasonrl.rollout.greso import SelectiveRollouts
 from reasonrl.rollout.samples import Sample
 from reasonrl.rollout.scheduler import GenerationStopped, RolloutScheduler, SchedulerSettings, Scores
@@ -89,6 +90,7 @@ class RolloutProducer:
         selective: SelectiveRollouts | None = None,
         speculative: SpeculativeRollouts | None = None,
         tree: TreeRollouts | None = None,
+        episodes: EpisodeDriver | None = None,
         on_generate: Callable[[int], None] | None = None,
         num_threads: int | None = None,
     ) -> None:
@@ -128,6 +130,7 @@ class RolloutProducer:
             selective=selective,
             speculative=speculative,
             tree=tree,
+            episodes=episodes,
             engine_turn=self._engine_turn,
             should_abort=self._interrupted,
         )

@@ -31,6 +31,21 @@ class Sample:
     timings: dict[str, float] = field(default_factory=dict)
     start_version: int = 0
     tree_path: str = ""  # its path in its group's tree ("0/1/0"), with tree rollouts
+    # Multi-turn episodes (rollout.environment): 1 per sampled token, 0 per environment token (None: all
+    # sampled); the text the verifier judges (None: response_text); the episode's counters and turns.
+    response_mask: list[int] | None = None
+    answer_text: str | None = None
+    episode: dict[str, Any] | None = None
+
+    @property
+    def judged_text(self) -> str:
+        """What the reward judges: an episode's answer, or the response."""
+        return self.response_text if self.answer_text is None else self.answer_text
+
+    @property
+    def sampled_tokens(self) -> int:
+        """Tokens the policy sampled (an episode's environment tokens are not)."""
+        return len(self.response_ids) if self.response_mask is None else sum(self.response_mask)
 
     @property
     def excluded(self) -> bool:
@@ -60,4 +75,9 @@ class Sample:
             "policy_version": self.policy_version,
             "start_version": self.start_version,
             "tree_path": self.tree_path,
+            **(
+                {"response_mask": self.response_mask, "judged_answer": self.answer_text, "episode": self.episode}
+                if self.episode is not None
+                else {}
+            ),
         }

@@ -34,6 +34,10 @@ drives the engine until enough are done:
 - **Speculative rollouts** (SPEC-RL, `SpeculativeRollouts`): a fresh response to a prompt seen before starts
   as its cached last response, verified by the engine in the same turn as the generate call and kept up to
   its first rejected token; a group whose drafts are all kept whole is scored without generating.
+- **Multi-turn episodes** (`rollout.environment`, `EpisodeDriver`): a response is an episode; when a generate
+  call ends a member's turn the environment reacts, and unless the episode is over its template delta is
+  appended (mask 0) and the member goes on in the next call, so a group is complete when all its episodes
+  are. Aborted turns are continued like any partial response, and checkpoints keep episodes in flight.
 - **Tree rollouts** (TreePO, `TreeRollouts`): the fresh groups of a generate turn are grown as trees, one engine
   call per segment round, their leaves the groups' members (with their tree paths). A tree call is never cut
   short: a pause or a stop waits for it.
@@ -58,12 +62,14 @@ import torch
 from reasonrl.algorithms.group_filter import informative_groups
 from reasonrl.config.schema import RunConfig
 from reasonrl.data import Prompt
-from reasonrl.engines.base import FinishReason, Generation, GenerationRequest, SamplingSettings, StreamingEngine
+from reasonrl.engines.base import Generation, GenerationRequest, SamplingSettings, StreamingEngine
 from reasonrl.rewards.failures import RewardsFailing
 from reasonrl.rollout.collect import PromptEncoder
+from reasonrl.rollout.episodes import EpisodeDriver
 from reasonrl.rollout.greso import SelectiveRollouts
+from reasonrl.rollout.responses import Rollout
 from reasonrl.rollout.samples import Sample
-from reasonrl.rollout.speculative import SpeculativeRollouts, decode_tensor, encode_tensor
+from reasonrl.rollout.speculative import SpeculativeRollouts
 from reasonrl.rollout.tree import TreeRollouts
 
 logger = logging.getLogger(__name__)
@@ -87,62 +93,6 @@ class Scores(Protocol):
 
 class GenerationStopped(Exception):
     """Raised out of `produce` when the producer is stopping: the batch is left unfinished in the pool."""
-
-
-@dataclass
-class Rollout:
-    """One response in progress: its tokens so far, their behaviour log-probs and the version of each.
-    `start_version` is -1 until its first token is generated; `finish_reason` is None while unfinished.
-    `text`: the engine's own text of a response one call generated whole without streaming (vLLM's
-    detokenizer drops an incomplete trailing UTF-8 byte that a full decode shows as U+FFFD); None: the text
-    is decoded from the tokens (streamed, continued and restored responses). `residual`: the distribution the
-    next token is drawn away from (an exact speculative draft rejected there), until a token is generated."""
-
-    prompt_ids: list[int]
-    response_ids: list[int] = field(default_factory=list)
-    logprobs: list[float] = field(default_factory=list)
-    versions: list[int] = field(default_factory=list)
-    start_version: int = -1
-    finish_reason: FinishReason | None = None
-    text: str | None = None
-    residual: torch.Tensor | None = None
-    path: str = ""
-
-    def extend(self, generation: Generation, version: int) -> None:
-        """Append what one generate call sampled; an aborted response stays unfinished."""
-        if generation.response_ids:
-            self.residual = None
-        self.response_ids += generation.response_ids
-        self.logprobs += generation.logprobs
-        self.versions += [version] * len(generation.response_ids)
-        self.finish_reason = None if generation.finish_reason == "abort" else generation.finish_reason
-        if not self.response_ids:
-            self.start_version = -1
-
-    def restart(self) -> int:
-        """Drop everything generated (too old to keep); returns how many tokens were dropped."""
-        dropped = len(self.response_ids)
-        self.response_ids, self.logprobs, self.versions = [], [], []
-        self.start_version, self.finish_reason, self.text, self.residual = -1, None, None, None
-        return dropped
-
-    def to_json(self) -> dict[str, Any]:
-        """Copies, taken under the producer's lock: the checkpoint is written after the lock is released."""
-        return {
-            "response_ids": list(self.response_ids),
-            "logprobs": list(self.logprobs),
-            "versions": list(self.versions),
-            "start_version": self.start_version,
-            "finish_reason": self.finish_reason,
-            "residual": None if self.residual is None else encode_tensor(self.residual),
-            "path": self.path,
-        }
-
-    @classmethod
-    def from_json(cls, prompt_ids: list[int], saved: dict[str, Any]) -> Rollout:
-        residual = saved.get("residual")
-        fields = {k: v for k, v in saved.items() if k != "residual"}
-        return cls(prompt_ids=prompt_ids, **fields, residual=None if residual is None else decode_tensor(residual))
 
 
 @dataclass(eq=False)  # groups are compared by identity: two draws of one prompt are different groups
@@ -255,6 +205,7 @@ class RolloutScheduler:
         selective: SelectiveRollouts | None = None,
         speculative: SpeculativeRollouts | None = None,
         tree: TreeRollouts | None = None,
+        episodes: EpisodeDriver | None = None,
         engine_turn: Callable[[], AbstractContextManager[None]] = nullcontext,
         should_abort: Callable[[], bool] | None = None,
     ) -> None:
@@ -272,6 +223,7 @@ class RolloutScheduler:
         self.selective = selective
         self.speculative = speculative
         self.tree = tree
+        self.episodes = episodes
         self.engine_turn = engine_turn
         self.should_abort = should_abort
         self.groups: list[GroupRollout] = []
@@ -303,8 +255,7 @@ class RolloutScheduler:
         self.groups = []
         for saved in state.get("groups", []):
             prompt = prompts_by_id[saved["prompt"]]
-            ids = self.encode(prompt)
-            members = [Rollout.from_json(ids, member) for member in saved["members"]]
+            members = [self._restored_member(prompt, member) for member in saved["members"]]
             self.groups.append(GroupRollout(prompt, saved["order"], members))
         self._next_order = state.get("next_order", len(self.groups))
         self._keep_rate = state.get("keep_rate", 1.0)
@@ -316,6 +267,29 @@ class RolloutScheduler:
         if self.tree is not None and state.get("tree") is not None:
             self.tree.load_state_dict(state["tree"])
         return [g.prompt for g in self.groups]
+
+    def _restored_member(self, prompt: Prompt, saved: dict[str, Any]) -> Rollout:
+        if saved.get("episode") is not None and self.episodes is not None:
+            ids, episode = self.episodes.restore(prompt, saved["episode"])
+            return Rollout.from_json(ids, saved, episode)
+        return Rollout.from_json(self.encode(prompt), saved)
+
+    def _new_members(self, prompt: Prompt, order: int) -> list[Rollout]:
+        """A group's fresh responses; with an environment, fresh episodes (seeded by run seed, draw order and
+        member, so a resumed run restarts an episode exactly)."""
+        if self.episodes is None:
+            ids = self.encode(prompt)
+            return [Rollout(prompt_ids=ids) for _ in range(self.settings.group_size)]
+        members = []
+        for index in range(self.settings.group_size):
+            ids, episode = self.episodes.start(prompt, seed=order * self.settings.group_size + index)
+            members.append(Rollout(prompt_ids=ids, episode=episode))
+        return members
+
+    def _end_turn(self, member: Rollout, version: int) -> None:
+        """After a generate call extended `member`: a finished turn of an episode goes to its environment."""
+        if self.episodes is not None and member.episode is not None and member.finish_reason is not None:
+            self.episodes.end_turn(member, version)
 
     # ---- producing a batch --------------------------------------------------------------------------
     def produce(self, index: int) -> ProducedBatch:
@@ -337,8 +311,10 @@ class RolloutScheduler:
             running = [g for g in self.groups if not g.complete]
             if not running:
                 break  # out of extra prompts: train on what is ready
-            resuming = self._generate(running, counters, fallback)
-            first_round = first_round and resuming
+            interrupted = self._generate(running, counters, fallback)
+            first_round = first_round and interrupted
+            # Episodes with turns to go are continued before anything is refilled, like a call cut short.
+            resuming = interrupted or any(_mid_episode(m) for g in running for m in g.members)
         if settings.partial_rollouts and settings.headroom:
             self._finish_expiring(index + 1 - settings.max_staleness, counters, fallback)
         return self._emit(index, counters, fallback)
@@ -366,6 +342,8 @@ class RolloutScheduler:
             stale = [m for m in group.members if 0 <= m.start_version < oldest_allowed]
             for member in stale:
                 dropped = member.restart()
+                if member.episode is not None and self.episodes is not None:
+                    member.episode = self.episodes.restart(member.episode)
                 counters.dropped_tokens += dropped
                 self._tokens["dropped"] += dropped
             if stale:
@@ -394,10 +372,7 @@ class RolloutScheduler:
             if skip:
                 self.discard(prompt)
                 continue
-            ids = self.encode(prompt)
-            group = GroupRollout(
-                prompt, self._next_order, [Rollout(prompt_ids=ids) for _ in range(settings.group_size)]
-            )
+            group = GroupRollout(prompt, self._next_order, self._new_members(prompt, self._next_order))
             with self.lock:
                 self.groups.append(group)
                 self._next_order += 1
@@ -493,6 +468,7 @@ class RolloutScheduler:
                 whole = not member.response_ids
                 member.extend(generation, version)
                 member.text = generation.text if whole else None
+                self._end_turn(member, version)
         # Nothing aborts a call that cannot be cut short: every response finished.
         self._score_and_settle([g for g in running if g.complete], counters, fallback)
         return False
@@ -523,6 +499,7 @@ class RolloutScheduler:
             group, member = owners[index]
             with self.lock:
                 member.extend(generation, version)
+                self._end_turn(member, version)
             if group.complete:
                 samples = self._samples([group])[0]
                 scoring.append((group, samples, self.score(samples)))
@@ -576,6 +553,8 @@ class RolloutScheduler:
             if member.start_version < 0:
                 member.start_version = version
             budget = self.sampling.max_new_tokens - len(member.response_ids)
+            if member.episode is not None and self.episodes is not None:
+                budget = self.episodes.budget(member.episode, len(member.response_ids))
             requests.append(
                 GenerationRequest(
                     member.prompt_ids, list(member.response_ids), max_new_tokens=budget, residual_of=member.residual
@@ -591,24 +570,13 @@ class RolloutScheduler:
 
     def _samples(self, groups: list[GroupRollout]) -> list[list[Sample]]:
         """The unscored samples of finished groups, one list per group."""
-        return [
-            [
-                Sample(
-                    prompt=group.prompt,
-                    group_index=0,
-                    prompt_ids=m.prompt_ids,
-                    response_ids=m.response_ids,
-                    behaviour_logprobs=m.logprobs,
-                    policy_version=m.versions,
-                    finish_reason=m.finish_reason or "length",
-                    response_text=m.text if m.text is not None else self.engine.text(m.response_ids, self.sampling),
-                    start_version=m.start_version,
-                    tree_path=m.path,
-                )
-                for m in group.members
-            ]
-            for group in groups
-        ]
+        return [[m.to_sample(group.prompt, self._text(m)) for m in group.members] for group in groups]
+
+    def _text(self, member: Rollout) -> str:
+        """The response's text: an episode's with its special tokens (tool calls, turn markers) kept."""
+        if member.episode is not None and self.episodes is not None:
+            return self.episodes.deltas.display_text(member.response_ids)
+        return member.text if member.text is not None else self.engine.text(member.response_ids, self.sampling)
 
     def _settle(
         self, groups: list[GroupRollout], scored: list[list[Sample]], counters: _Counters, fallback: list[GroupRollout]
@@ -730,6 +698,11 @@ class RolloutScheduler:
         if self.tree is not None:
             metrics |= self.tree.metrics()
         return ProducedBatch(samples, metrics, counters.scored)
+
+
+def _mid_episode(member: Rollout) -> bool:
+    """An episode between turns: its environment answered and its next turn is to be generated."""
+    return member.episode is not None and member.finish_reason is None and bool(member.response_ids)
 
 
 def _started(group: GroupRollout) -> int:

@@ -37,7 +37,7 @@ from reasonrl.config.schema import RunConfig
 from reasonrl.engines.base import Engine, FinishReason, GenerationRequest
 
 if TYPE_CHECKING:
-    from reasonrl.rollout.scheduler import Rollout
+    from reasonrl.rollout.responses import Rollout
 
 # SPEC-RL's lenience for GRPO (its Table 3 ablation: e^0.5 gave the best average score at a 2.29x speed-up).
 DEFAULT_LENIENCE = math.exp(0.5)

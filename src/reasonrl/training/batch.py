@@ -25,7 +25,7 @@ class Batch:
 
     prompt_ids: list[list[int]]
     response_ids: list[list[int]]
-    response_mask: Tensor  # [B, T] float, 1 on real response tokens
+    response_mask: Tensor  # [B, T] float, 1 on real response tokens the policy sampled
     behaviour_logprobs: Tensor | None = None  # [B, T] log π_behaviour: the engine's, of each sampled token
     old_logprobs: Tensor | None = None  # [B, T] π_old, only when the learner needs a separate pre-update pass
     ref_logprobs: Tensor | None = None  # [B, T] the frozen reference policy's, only when a KL term is on
@@ -41,11 +41,25 @@ class Batch:
     tree_paths: tuple[str, ...] | None = None  # each row's path in its group's tree, only with tree rollouts
 
     @classmethod
-    def from_ids(cls, prompt_ids: Sequence[list[int]], response_ids: Sequence[list[int]]) -> Batch:
+    def from_ids(
+        cls,
+        prompt_ids: Sequence[list[int]],
+        response_ids: Sequence[list[int]],
+        sampled: Sequence[Sequence[int] | None] | None = None,
+    ) -> Batch:
+        """`sampled`: per row, 1 on tokens the policy sampled and 0 on an episode's environment tokens (None: all
+        sampled). The mask then has holes, and every loss, aggregation, advantage and KL counts only the
+        sampled tokens: environment tokens are context, never actions."""
         width = max((len(r) for r in response_ids), default=0)
         mask = torch.zeros(len(response_ids), max(width, 1))
         for row, ids in enumerate(response_ids):
-            mask[row, : len(ids)] = 1.0
+            row_mask = sampled[row] if sampled is not None else None
+            if row_mask is None:
+                mask[row, : len(ids)] = 1.0
+            else:
+                if len(row_mask) != len(ids):
+                    raise ValueError(f"row {row}: a response mask of {len(row_mask)} for {len(ids)} tokens")
+                mask[row, : len(ids)] = torch.tensor(row_mask, dtype=mask.dtype)
         return cls(list(prompt_ids), list(response_ids), mask)
 
     def __len__(self) -> int:

@@ -130,6 +130,7 @@ class Learner:
         timer: Callable[[str], AbstractContextManager[Any]] | None = None,
         *,
         tree_paths: Sequence[str] | None = None,
+        response_masks: Sequence[Sequence[int] | None] | None = None,
     ) -> tuple[Batch, dict[str, float]]:
         """The batch `update` trains on, from scored responses (rows in groups of `group_size`), and its
         metrics (advantages, attention credit).
@@ -138,11 +139,12 @@ class Learner:
         and the reference's (a KL term), timed as `logprobs`; the critic's values and AsyPPO masks
         (`values`); attention-guided credit weights (`attention`); the advantages; the critic's returns.
         `timer(name)` is a context manager that times each part (a `tracking.Stopwatch`). `tree_paths`: each
-        response's path in its group's tree (tree rollouts), for the `tree` advantage.
+        response's path in its group's tree (tree rollouts), for the `tree` advantage; `response_masks`: each
+        response's sampled-token mask (multi-turn episodes; 0 on environment tokens, which nothing trains on).
         """
         timed = timer or (lambda name: nullcontext())
         algorithm = self.algorithm
-        batch = Batch.from_ids(prompt_ids, response_ids)
+        batch = Batch.from_ids(prompt_ids, response_ids, response_masks)
         batch.behaviour_logprobs = batch.padded(behaviour_logprobs)
         batch.tree_paths = None if tree_paths is None else tuple(tree_paths)
         with timed("logprobs"):

@@ -8,8 +8,9 @@ to the mini-batch gradient exactly.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
 
 import torch
 
@@ -24,7 +25,7 @@ from reasonrl.algorithms import (
     loss_denominator,
     policy_loss,
 )
-from reasonrl.algorithms.masking import masked_mean, masked_std
+from reasonrl.algorithms.masking import has_holes, masked_mean, masked_std, pack, packed_positions, unpack
 from reasonrl.config.schema import AlgorithmConfig, AttentionCreditConfig
 from reasonrl.training.batch import Batch
 
@@ -97,7 +98,7 @@ def compute_advantages(
     `credit_weights` (attention-guided credit) when it has them."""
     inputs, metrics = advantage_inputs(algorithm, rewards, batch, group_size)
     valid = inputs.valid()
-    advantages = ADVANTAGES.get(algorithm.advantage)(inputs, **algorithm.options("advantage"))
+    advantages = on_sampled_tokens(ADVANTAGES.get(algorithm.advantage), inputs, **algorithm.options("advantage"))
     for weights in (batch.advantage_keep, batch.credit_weights):
         if weights is not None:
             advantages = advantages * weights
@@ -139,7 +140,24 @@ def compute_returns(
     algorithm: AlgorithmConfig, rewards: Sequence[float], batch: Batch, group_size: int
 ) -> torch.Tensor:
     """The critic's targets [B, T]: GAE's λ-returns A_t + V_t against `batch.values`."""
-    return gae_returns(advantage_inputs(algorithm, rewards, batch, group_size)[0])
+    return on_sampled_tokens(gae_returns, advantage_inputs(algorithm, rewards, batch, group_size)[0])
+
+
+def on_sampled_tokens(estimator: Callable[..., torch.Tensor], inputs: AdvantageInputs, **options: Any) -> torch.Tensor:
+    """`estimator(inputs)` [B, T], computed over the sampled tokens alone when the mask has holes (multi-turn
+    episodes): each row's sampled tokens are packed to the left, the estimator runs on that right-padded batch
+    (discounting and GAE then step from one action to the next, over no environment token), and the result is
+    put back, zero at the environment's tokens. A right-padded mask is passed through untouched."""
+    if not has_holes(inputs.mask):
+        return estimator(inputs, **options)
+    index, packed = packed_positions(inputs.mask)
+    squeezed = replace(
+        inputs,
+        mask=packed,
+        kl_penalty=None if inputs.kl_penalty is None else pack(inputs.kl_penalty, index, packed),
+        values=None if inputs.values is None else pack(inputs.values, index, packed),
+    )
+    return unpack(estimator(squeezed, **options), index, packed, inputs.mask.shape[1])
 
 
 def loss_terms(

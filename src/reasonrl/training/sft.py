@@ -30,8 +30,11 @@ def supervised_finetune(
     seed: int,
     grad_clip: float = 1.0,
     on_step: Callable[[int, dict[str, float]], None] | None = None,
+    target_masks: Sequence[Sequence[int]] | None = None,
 ) -> list[dict[str, float]]:
-    """`config.steps` AdamW steps of token-mean cross-entropy on the targets; returns per-step metrics."""
+    """`config.steps` AdamW steps of token-mean cross-entropy on the targets; returns per-step metrics.
+    `target_masks`: 1 on target tokens to learn, 0 on context inside them (a demonstration episode's tool
+    results), which the mean leaves out."""
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=config.lr, weight_decay=0.0)
     rng = random.Random(seed)
@@ -39,13 +42,15 @@ def supervised_finetune(
     model.train()
     for step in range(1, config.steps + 1):
         rows = rng.sample(range(len(prompt_ids)), min(config.batch_size, len(prompt_ids)))
-        batch = Batch.from_ids([prompt_ids[r] for r in rows], [target_ids[r] for r in rows])
+        masks = None if target_masks is None else [target_masks[r] for r in rows]
+        batch = Batch.from_ids([prompt_ids[r] for r in rows], [target_ids[r] for r in rows], masks)
         total_tokens = batch.num_tokens
         optimizer.zero_grad(set_to_none=True)
         loss_sum = 0.0
         for group in micro_batches(batch, token_budget):
             logprobs, _ = forward_responses(model, batch.select(group), pad_id)
-            loss = -logprobs.sum() / total_tokens  # summed over micro-batches: the token mean of the batch
+            # Log-probs are zero off the mask; summed over micro-batches this is the token mean of the batch.
+            loss = -logprobs.sum() / total_tokens
             loss.backward()
             loss_sum += loss.item()
         grad_norm = torch.nn.utils.clip_grad_norm_(trainable, grad_clip if grad_clip > 0 else math.inf)
