@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Literal
 
@@ -34,26 +34,22 @@ class ModelPreset:
     tool_tokens: bool = False  # <tool_call> & co. as single special tokens (byte tokenizer), for tool use
 
 
+TINY = ModelPreset(
+    tokenizer="byte",
+    hidden_size=128,
+    num_layers=4,
+    num_heads=2,
+    num_kv_heads=1,
+    intermediate_size=384,
+    max_positions=1024,
+    description="~0.8M parameters, byte-level tokenizer (a token per ASCII character): "
+    "trains on the built-in tasks in minutes on a CPU",
+)
+
 PRESETS: dict[str, ModelPreset] = {
-    "tiny": ModelPreset(
-        tokenizer="byte",
-        hidden_size=128,
-        num_layers=4,
-        num_heads=2,
-        num_kv_heads=1,
-        intermediate_size=384,
-        max_positions=1024,
-        description="~0.8M parameters, byte-level tokenizer (a token per ASCII character): "
-        "trains on the built-in tasks in minutes on a CPU",
-    ),
-    "tiny-tools": ModelPreset(
-        tokenizer="byte",
-        hidden_size=128,
-        num_layers=4,
-        num_heads=2,
-        num_kv_heads=1,
-        intermediate_size=384,
-        max_positions=1024,
+    "tiny": TINY,
+    "tiny-tools": replace(
+        TINY,
         tool_tokens=True,
         description="the tiny model with <tool_call>, </tool_call>, <tool_response>, </tool_response> as single "
         "special tokens and a chat template for tool turns: the agents' demo model (rollout.environment)",
