@@ -259,3 +259,23 @@ def test_stop_checker_counts_only_stops_that_end_in_the_new_tokens(tokenizer) ->
     assert checker.hit(spanning + ids("\n"), new=len(ids("\n")))  # it ends in the new token
     assert checker.hit(old + ids("c\n\n"), new=len(ids("c\n\n")))  # a new one
     assert checker.hit(old + ids("c"))  # without `new`, anywhere counts
+
+
+def test_seeded_requests_do_not_depend_on_their_batch(model, tokenizer, prompt_ids) -> None:  # type: ignore[no-untyped-def]
+    """With a seed per request, a response is the same whichever requests share its call (a replica's shard,
+    a crashed engine's requests sent again) and whatever the engine's own generator did before."""
+    seeded = [GenerationRequest(ids, seed=100 + i) for i, ids in enumerate(prompt_ids)]
+    together = HFEngine(model, tokenizer, seed=0).generate(seeded, SAMPLE)
+    alone = HFEngine(model, tokenizer, seed=7)
+    apart = [alone.generate([r], SAMPLE)[0] for r in reversed(seeded)][::-1]
+    halves = alone.generate(seeded[3:], SAMPLE)
+    assert [g.response_ids for g in apart] == [g.response_ids for g in together]
+    assert [g.response_ids for g in halves] == [g.response_ids for g in together[3:]]
+    assert len({tuple(g.response_ids) for g in together}) > 1
+    # The log-probs agree to float32 rounding only: a batch's padding width changes the summation order.
+    for one, other in zip(apart, together, strict=True):
+        torch.testing.assert_close(torch.tensor(one.logprobs), torch.tensor(other.logprobs), atol=1e-5, rtol=0)
+    # The same call again (a crashed replica's shard resent whole) is the same bit for bit.
+    assert [g.logprobs for g in alone.generate(seeded, SAMPLE)] == [g.logprobs for g in together]
+    with pytest.raises(ValueError, match="all or none"):
+        alone.generate([seeded[0], GenerationRequest(prompt_ids[1])], SAMPLE)

@@ -317,6 +317,12 @@ class RolloutConfig(Section):
     batch_size: int = Field(64, ge=1, description="Responses per training step (prompts per step x group_size).")
     max_new_tokens: int = Field(32, ge=1, description="Longest response in tokens; longer ones finish as `length`.")
     temperature: float = Field(1.0, ge=0, description="Sampling temperature (0 = greedy).")
+    seed_per_request: bool = Field(
+        False,
+        description="Sample each response from a seed of its own (run seed, draw order, member) rather than the "
+        "engine's generator: a response regenerated after an engine crash, or on another replica, is the same "
+        "bit for bit (hf engine on CPU). Costs one sampling call per row and step.",
+    )
     top_p: float = Field(1.0, gt=0, le=1, description="Nucleus sampling mass.")
     top_k: int = Field(0, ge=0, description="Sample among the k most likely tokens (0 = off).")
     stop: list[str] = Field(default_factory=list, description="Extra stop strings besides the tokenizer's EOS.")
@@ -358,6 +364,11 @@ class RolloutConfig(Section):
             raise ValueError(
                 "rollout.environment runs multi-turn episodes, which tree and speculative rollouts do not grow (their "
                 "responses are single turns). Disable rollout.tree / rollout.speculative, or remove the environment."
+            )
+        if self.tree.enabled and self.seed_per_request:
+            raise ValueError(
+                "rollout.seed_per_request seeds each response, but a tree rollout's segments branch from shared "
+                "prefixes and draw from the engine's generator. Disable one of them."
             )
         if self.tree.enabled and self.speculative.enabled:
             raise ValueError(

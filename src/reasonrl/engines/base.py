@@ -39,12 +39,31 @@ class GenerationRequest:
     """One response to generate. `response_prefix_ids` continues a partial response (partial rollouts, a
     speculative draft's kept prefix); `max_new_tokens` overrides the sampling budget for this request (what is
     left of it); `residual_of`: a probability vector [vocab] the first new token is drawn away from, i.e. from
-    norm(max(0, p - residual_of)) (exact speculative rollouts resample a rejected draft token so)."""
+    norm(max(0, p - residual_of)) (exact speculative rollouts resample a rejected draft token so). `seed`: the
+    request's own sampling seed (`rollout.seed_per_request`): its tokens then depend on the seed and the weights
+    only, not on the engine's generator, nor on which call, batch or replica serves it, so a response lost with
+    a crashed engine is regenerated as it was; None draws from the engine's generator."""
 
     prompt_ids: list[int]
     response_prefix_ids: list[int] = field(default_factory=list)
     max_new_tokens: int | None = None
     residual_of: torch.Tensor | None = None
+    seed: int | None = None
+
+    def sampling_seed(self) -> int | None:
+        """The seed of this call's draws: `seed` mixed with the prefix length, so continuing a response (partial
+        rollouts, episodes) does not replay the draws that produced its prefix."""
+        return None if self.seed is None else mix_seed(self.seed, len(self.response_prefix_ids))
+
+
+def mix_seed(*parts: int) -> int:
+    """One 63-bit seed from integers (a run seed, a draw order, a member index, ...): an odd-multiplier hash,
+    stable across processes and Python versions (unlike `hash` of a tuple, which is salted for str)."""
+    value = 0x9E3779B97F4A7C15
+    for part in parts:
+        value = ((value ^ (part & 0xFFFFFFFFFFFFFFFF)) * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
+        value ^= value >> 29
+    return value & 0x7FFFFFFFFFFFFFFF
 
 
 @dataclass

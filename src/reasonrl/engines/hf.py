@@ -113,6 +113,7 @@ class HFEngine:
         aborted = False
         active = torch.arange(len(requests), device=self.device)  # original row of each batch row
         cache = DynamicCache(config=self.model.config)
+        generators = self._request_generators(requests)
         step_ids, step_positions = input_ids, positions
         try:
             for step in range(max(budgets, default=0)):
@@ -134,7 +135,7 @@ class HFEngine:
                     probs = torch.softmax(warpers(step_ids, logits), dim=-1)
                     if step == 0:
                         probs = _away_from_residuals(probs, requests)
-                    chosen = torch.multinomial(probs, 1, generator=self.generator)[:, 0]
+                    chosen = self._sample(probs, active, generators)
                 chosen_logprobs = raw_logprobs.gather(-1, chosen[:, None])[:, 0]
 
                 keep = []
@@ -185,6 +186,27 @@ class HFEngine:
             for row, (t, lp, f) in enumerate(zip(tokens, logprobs, finish, strict=True))
         ]
         return generations, aborted
+
+    def _request_generators(self, requests: Sequence[GenerationRequest]) -> list[torch.Generator] | None:
+        """One generator per request when requests carry their own seeds (all or none), else None (the engine's)."""
+        seeds = [r.sampling_seed() for r in requests]
+        if all(seed is None for seed in seeds):
+            return None
+        if any(seed is None for seed in seeds):
+            raise ValueError(
+                "requests of one generate call carry their own seeds all or none (rollout.seed_per_request)"
+            )
+        return [torch.Generator(device=self.device).manual_seed(int(seed)) for seed in seeds]  # type: ignore[arg-type]
+
+    def _sample(
+        self, probs: torch.Tensor, active: torch.Tensor, generators: list[torch.Generator] | None
+    ) -> torch.Tensor:
+        """One token per batch row: from the engine's generator in one call, or row by row from each request's
+        own (a row's draws then do not depend on which other rows share its batch)."""
+        if generators is None:
+            return torch.multinomial(probs, 1, generator=self.generator)[:, 0]
+        rows = [torch.multinomial(probs[i], 1, generator=generators[row]) for i, row in enumerate(active.tolist())]
+        return torch.cat(rows)
 
     @staticmethod
     def _context(request: GenerationRequest, tokens: list[int]) -> list[int]:

@@ -91,7 +91,11 @@ class VLLMEngine:
                 "the vllm engine cannot draw a token from a residual distribution (residual_of): exact speculative "
                 "rollouts need rollout.engine: hf, or rollout.speculative.mode: lenient"
             )
-        seeds = torch.randint(0, 2**31 - 1, (len(requests),), generator=self.generator).tolist()
+        drawn = torch.randint(0, 2**31 - 1, (len(requests),), generator=self.generator).tolist()
+        seeds = [
+            own % (2**31 - 1) if (own := r.sampling_seed()) is not None else d
+            for r, d in zip(requests, drawn, strict=True)
+        ]
         prompts = [TokensPrompt(prompt_token_ids=r.prompt_ids + r.response_prefix_ids) for r in requests]
         params = [
             SamplingParams(

@@ -62,7 +62,7 @@ import torch
 from reasonrl.algorithms.group_filter import informative_groups
 from reasonrl.config.schema import RunConfig
 from reasonrl.data import Prompt
-from reasonrl.engines.base import Generation, GenerationRequest, SamplingSettings, StreamingEngine
+from reasonrl.engines.base import Generation, GenerationRequest, SamplingSettings, StreamingEngine, mix_seed
 from reasonrl.rewards.failures import RewardsFailing
 from reasonrl.rollout.collect import PromptEncoder
 from reasonrl.rollout.episodes import EpisodeDriver
@@ -121,6 +121,7 @@ class SchedulerSettings:
     overprovision: float = 1.0
     dynamic_sampling: bool = False
     max_extra_prompts: int = 0
+    request_seed: int | None = None  # rollout.seed_per_request: the run seed every response's own seed mixes in
 
     @classmethod
     def of(cls, config: RunConfig) -> SchedulerSettings:
@@ -135,6 +136,7 @@ class SchedulerSettings:
             overprovision=asynchronous.overprovision,
             dynamic_sampling=algorithm.dynamic_sampling,
             max_extra_prompts=algorithm.dynamic_sampling_max_extra_prompts,
+            request_seed=config.train.seed if rollout.seed_per_request else None,
         )
 
     def selective(self, config: RunConfig) -> SelectiveRollouts | None:
@@ -549,7 +551,7 @@ class RolloutScheduler:
 
     def _requests(self, owners: list[tuple[GroupRollout, Rollout]], version: int) -> list[GenerationRequest]:
         requests = []
-        for _, member in owners:
+        for group, member in owners:
             if member.start_version < 0:
                 member.start_version = version
             budget = self.sampling.max_new_tokens - len(member.response_ids)
@@ -557,10 +559,24 @@ class RolloutScheduler:
                 budget = self.episodes.budget(member.episode, len(member.response_ids))
             requests.append(
                 GenerationRequest(
-                    member.prompt_ids, list(member.response_ids), max_new_tokens=budget, residual_of=member.residual
+                    member.prompt_ids,
+                    list(member.response_ids),
+                    max_new_tokens=budget,
+                    residual_of=member.residual,
+                    seed=self._request_seed(group, member),
                 )
             )
         return requests
+
+    def _request_seed(self, group: GroupRollout, member: Rollout) -> int | None:
+        """A response's own seed (`rollout.seed_per_request`): run seed, the group's draw order and the member's
+        place in it, all saved in checkpoints, so a response regenerated anywhere (another replica, after a
+        crash or a resume) draws the same tokens."""
+        base = self.settings.request_seed
+        if base is None:
+            return None
+        index = next(i for i, m in enumerate(group.members) if m is member)
+        return mix_seed(base, group.order, index)
 
     def _count_generated(self, generations: list[Generation], counters: _Counters) -> None:
         generated = sum(len(g.response_ids) for g in generations)
