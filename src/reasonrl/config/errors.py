@@ -26,8 +26,8 @@ MOVED_KEYS: dict[str, str] = {
 
 # Keys that were removed: old dotted path -> why, and what to do instead. Add a row whenever a key goes.
 REMOVED_KEYS: dict[str, str] = {
-    "backend.kind": "it was validated but did nothing: every run is local (Ray comes later); delete the key",
-    "backend.ray_address": "it was validated but did nothing: there is no Ray backend yet; delete the key",
+    "backend.kind": "it was validated but did nothing; Ray runs are `distributed.backend: ray` (docs/distributed.md)",
+    "backend.ray_address": "it was validated but did nothing; a Ray cluster's address is `distributed.address` now",
 }
 
 

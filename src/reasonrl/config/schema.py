@@ -706,6 +706,90 @@ class BackendConfig(Section):
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="Device of the learner (auto = cuda if any).")
 
 
+class RoleResources(Section):
+    """What each replica of a role reserves in the Ray cluster (`distributed.backend: ray`)."""
+
+    replicas: int = Field(1, ge=1, le=1024, description="Actors of this role; requests are sharded over them.")
+    cpus: float = Field(1.0, ge=0, description="Logical CPUs each replica reserves (fractions share a core).")
+    gpus: float = Field(0.0, ge=0, description="GPUs each replica reserves (fractions share a GPU).")
+    threads: int = Field(
+        0, ge=0, description="torch threads of each replica (0 = max(1, floor(cpus)); Ray pins no cores)."
+    )
+    resources: dict[str, float] = Field(
+        default_factory=dict,
+        description="Custom Ray resources each replica needs, e.g. {node_kind_rollout: 1} to keep it on nodes "
+        "started with `ray start --resources`.",
+    )
+
+
+class LearnerResources(Section):
+    """What the learner, which runs in the driver process, reserves (`distributed.backend: ray`)."""
+
+    cpus: float = Field(1.0, ge=0, description="Logical CPUs the learner needs on the driver's node.")
+    gpus: float = Field(0.0, ge=0, description="GPUs the learner needs on the driver's node.")
+
+
+class DistributedConfig(Section):
+    """Where the roles run: in this process (`local`) or as Ray actors (`ray`); see docs/distributed.md."""
+
+    backend: Literal["local", "ray"] = Field(
+        "local",
+        description="local = engines and rewards in this process (today's behaviour, the debugging path); ray = "
+        "rollout engines and reward workers as Ray actors, the learner in this (driver) process.",
+    )
+    address: str | None = Field(
+        None,
+        description="Ray cluster to join: None starts a local Ray instance sized to this machine; `auto` or "
+        "host:port joins one started with `ray start`.",
+    )
+    engine: RoleResources = Field(default_factory=RoleResources, description="Rollout engine replicas.")
+    reward: RoleResources = Field(
+        default_factory=lambda: RoleResources(cpus=0.0),
+        description="Reward worker actors (each runs algorithm.reward.workers processes, with the same limits).",
+    )
+    learner: LearnerResources = Field(default_factory=LearnerResources, description="The learner (the driver).")
+    colocate: bool = Field(
+        True,
+        description="The learner shares its node's CPUs/GPUs with the engines (the sync pipeline alternates "
+        "them, as verl's hybrid engine does); false reserves the learner's own.",
+    )
+    placement_strategy: Literal["PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"] = Field(
+        "PACK", description="Ray placement-group strategy of the engine replicas' bundles."
+    )
+    max_restarts: int = Field(
+        3, ge=0, description="Engine/reward restarts allowed within restart_window_seconds before the run stops."
+    )
+    restart_window_seconds: float = Field(600.0, gt=0, description="Window in which max_restarts are counted.")
+    call_timeout_seconds: float = Field(
+        60.0, gt=0, description="Longest silence of a remote call before it counts as hung (plus the per-token part)."
+    )
+    seconds_per_token: float = Field(
+        0.5,
+        ge=0,
+        description="Added to call_timeout_seconds per token of max_new_tokens: an engine silent that long is "
+        "killed and restarted, and its requests go back to the queue.",
+    )
+    start_timeout_seconds: float = Field(
+        300.0, gt=0, description="Longest wait for Ray to start, actors to be placed and engines to load."
+    )
+
+    @model_validator(mode="after")
+    def _local_takes_no_ray_options(self) -> DistributedConfig:
+        if self.backend == "local":
+            fields = type(self).model_fields
+            changed = sorted(
+                name
+                for name in self.model_fields_set - {"backend"}
+                if getattr(self, name) != fields[name].get_default(call_default_factory=True)
+            )
+            if changed:
+                raise ValueError(
+                    f"distributed.{', distributed.'.join(changed)} act only with distributed.backend: ray; set "
+                    "backend: ray or remove them"
+                )
+        return self
+
+
 class AsyncTrainingConfig(Section):
     """Rollout and training overlap (`pipeline: async`); see docs/async.md."""
 
@@ -768,6 +852,23 @@ class RunConfig(Section):
     logging: LoggingConfig = Field(default_factory=LoggingConfig, description="Metrics and run directory.")
     checkpoint: CheckpointConfig = Field(default_factory=CheckpointConfig, description="Checkpoints.")
     backend: BackendConfig = Field(default_factory=BackendConfig, description="Execution backend.")
+    distributed: DistributedConfig = Field(
+        default_factory=DistributedConfig, description="Local or Ray execution of engines and rewards."
+    )
+
+    def _distributed_rules(self) -> None:
+        if self.distributed.backend != "ray":
+            return
+        if self.rollout.placement != "auto":
+            raise ValueError(
+                f"rollout.placement {self.rollout.placement!r} places the engine in or beside this process, but "
+                "distributed.backend: ray runs engines as Ray actors. Leave rollout.placement: auto."
+            )
+        if self.rollout.engine not in ("auto", "hf", "vllm"):
+            raise ValueError(
+                f"distributed.backend: ray builds the hf or vllm engine in each actor, not {self.rollout.engine!r} "
+                "(a plug-in engine is built on the learner's module). Set rollout.engine: hf, vllm or auto."
+            )
 
     @model_validator(mode="after")
     def _cross_field_rules(self) -> RunConfig:
@@ -826,6 +927,7 @@ class RunConfig(Section):
                 "short; use one of them."
             )
         self._async_rules()
+        self._distributed_rules()
         # After the async rules, which may make `decoupled` the correction.
         algorithm.check_plugins()
         return self

@@ -21,9 +21,10 @@ from rich.console import Console
 
 from reasonrl.config import RunConfig
 from reasonrl.engines.base import StreamingEngine
-from reasonrl.engines.factory import build_placed_engine
 from reasonrl.pipelines.setup import Run, build_run, learner_weights, max_model_len
 from reasonrl.pipelines.step import (
+    backend_metrics,
+    checkpoint_on_lost_roles,
     finish,
     held_out,
     learn,
@@ -63,7 +64,7 @@ def generation_engine(run: Run, seed: int) -> StreamingEngine:
     updates overlap (`rollout.placement`; auto: an hf engine on the producer's thread, or, for
     `rollout.engine: vllm` or auto on a GPU, vLLM in a worker process)."""
     config = run.config
-    return build_placed_engine(  # type: ignore[return-value]  # the hf engine and EngineProcess both stream
+    return run.backend.engine(  # type: ignore[return-value]  # the hf engine, EngineProcess and Ray replicas stream
         config.rollout.engine,
         config.rollout.placement,
         learner_weights(run.learner),
@@ -73,6 +74,7 @@ def generation_engine(run: Run, seed: int) -> StreamingEngine:
         dtype=config.model.dtype,
         max_model_len=max_model_len(run.learner),
         options=config.rollout.engine_options,
+        version=run.version,
     )
 
 
@@ -100,7 +102,6 @@ def build_producer(
     config = run.config
     asynchronous = config.async_training
     engine = generation_engine(run, config.train.seed)
-    engine.version = run.version
     settings = SchedulerSettings.of(config)
     if asynchronous.partial_rollouts and asynchronous.max_staleness == 1:
         logger.warning(
@@ -195,9 +196,9 @@ def train(
     with ExitStack() as cleanup:  # closed in reverse (producer, pools, run), also when building a part fails
         run = build_run(config, resume=resume, sft_log=on_sft_step, engine="hf")
         cleanup.callback(run.close)
-        pool = training_reward_pool(config.algorithm.reward)
+        pool = training_reward_pool(config.algorithm.reward, new_pool=run.backend.reward_pool)
         cleanup.callback(pool.close)
-        verify = verifier_pool(config.algorithm.reward)
+        verify = verifier_pool(config.algorithm.reward, new_pool=run.backend.reward_pool)
         if verify is not None:
             cleanup.callback(verify.close)
         learner_threads, producer_threads = thread_split(run)
@@ -217,7 +218,7 @@ def training_loop(
     rl_started = time.perf_counter()
     timer = Stopwatch()
     producer.start()
-    with progress_display(run, console) as progress:
+    with progress_display(run, console) as progress, checkpoint_on_lost_roles(run, lambda: checkpoint(run, producer)):
         while run.step < config.train.steps:
             metrics, batch_samples = async_step(run, producer, timer, hooks)
             run.step += 1
@@ -228,6 +229,7 @@ def training_loop(
                 metrics |= held_out(run)
             metrics |= timer.lap()
             metrics |= producer.lap()
+            metrics |= backend_metrics(run, metrics["time/step"])
             metrics |= overlap_metrics(
                 metrics["time/step"], metrics.get("time/wait_for_rollouts", 0.0), metrics["async/generate_seconds"]
             )

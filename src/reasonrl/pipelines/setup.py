@@ -19,6 +19,7 @@ import torch
 from reasonrl.config import RunConfig, dump_config
 from reasonrl.config.schema import SftConfig
 from reasonrl.data import Prompt, PromptSampler, heldout_prompts, load_source
+from reasonrl.distributed import Backend, LocalBackend, backend_for
 from reasonrl.engines.base import Engine, SamplingSettings
 from reasonrl.engines.factory import LearnerWeights, build_placed_engine
 from reasonrl.models.resolve import resolve_model_path
@@ -62,13 +63,18 @@ class Run:
     anchor: Engine | None = None
     # Multi-turn episodes (`rollout.environment`): their environments, template deltas and limits.
     episodes: EpisodeDriver | None = None
+    # Where engines and reward pools run (`distributed.backend`); closed last.
+    backend: Backend = field(default_factory=LocalBackend)
 
     def close(self) -> None:
-        self.engine.close()
-        self.train_pool.close()
-        if self.eval_pool is not None:
-            self.eval_pool.close()
-        self.tracker.close()
+        try:
+            self.engine.close()
+            self.train_pool.close()
+            if self.eval_pool is not None:
+                self.eval_pool.close()
+            self.tracker.close()
+        finally:
+            self.backend.close()
 
 
 def seed_everything(seed: int) -> None:
@@ -179,23 +185,54 @@ def build_run(config: RunConfig, *, resume: bool = False, sft_log: Any = None, e
     )
     if checkpoint is not None and lora:
         learner.load_adapter(checkpoint / "model")
-    rollout_engine = build_placed_engine(
-        engine or rollout.engine,
-        "colocated" if engine is not None else rollout.placement,
-        learner_weights(learner, policy_folder),
-        pipeline=config.pipeline,
-        work_dir=directory.root,
-        seed=config.train.seed,
-        dtype=config.model.dtype,
-        max_model_len=max_model_len(learner),
-        options=rollout.engine_options if engine is None else None,
-    )
+    backend = backend_for(config)
+    try:
+        run = assemble_run(
+            config, backend, learner, directory, tracker, (policy_folder, start), (train_prompts, eval_prompts), engine
+        )
+    except BaseException:
+        backend.close()
+        raise
+    if checkpoint is not None:
+        restore(run, checkpoint)
+    return run
+
+
+def assemble_run(
+    config: RunConfig,
+    backend: Backend,
+    learner: Learner,
+    directory: RunDirectory,
+    tracker: Tracker,
+    folders: tuple[Path, Path],
+    prompts: tuple[list[Prompt], list[Prompt]],
+    engine: str | None,
+) -> Run:
+    """The run's engine and reward pools, built through `backend` (local or Ray), around a built learner.
+    `folders`: (the policy's folder, the folder RL started from); `prompts`: (training, held-out)."""
+    policy_folder, start = folders
+    train_prompts, eval_prompts = prompts
+    rollout = config.rollout
+    weights = learner_weights(learner, policy_folder)
+    engine_options = {
+        "pipeline": config.pipeline,
+        "work_dir": directory.root,
+        "seed": config.train.seed,
+        "dtype": config.model.dtype,
+        "max_model_len": max_model_len(learner),
+    }
+    if engine is None:
+        rollout_engine = backend.engine(
+            rollout.engine, rollout.placement, weights, options=rollout.engine_options, **engine_options
+        )
+    else:  # the async pipeline's held-out engine: colocated here, whatever the backend
+        rollout_engine = build_placed_engine(engine, "colocated", weights, **engine_options)  # type: ignore[arg-type]
     reward = config.algorithm.reward
     anchor = anchor_engine(config, learner, start) if reward.labels == "cat" else None
     episodes = episode_driver(config, learner.tokenizer)
     stop = tuple(rollout.stop) + (episodes.stop_strings if episodes is not None else ())
     stop_ids = episodes.stop_token_ids if episodes is not None else ()
-    run = Run(
+    return Run(
         config=config,
         directory=directory,
         tracker=tracker,
@@ -205,11 +242,13 @@ def build_run(config: RunConfig, *, resume: bool = False, sft_log: Any = None, e
         sampler=PromptSampler(train_prompts, shuffle=config.data.shuffle, seed=config.data.seed),
         eval_prompts=eval_prompts,
         train_pool=training_reward_pool(
-            reward, synthesize=anchor_synthesizer(config, learner, anchor) if anchor is not None else None
+            reward,
+            synthesize=anchor_synthesizer(config, learner, anchor) if anchor is not None else None,
+            new_pool=backend.reward_pool,
         ),
         anchor=anchor,
         reward_failures=RewardFailureWatch.from_config(reward),
-        eval_pool=verifier_pool(reward),
+        eval_pool=verifier_pool(reward, new_pool=backend.reward_pool),
         sampling=SamplingSettings(
             max_new_tokens=rollout.max_new_tokens,
             temperature=rollout.temperature,
@@ -226,10 +265,8 @@ def build_run(config: RunConfig, *, resume: bool = False, sft_log: Any = None, e
             stop_token_ids=stop_ids,
         ),
         episodes=episodes,
+        backend=backend,
     )
-    if checkpoint is not None:
-        restore(run, checkpoint)
-    return run
 
 
 def anchor_engine(config: RunConfig, learner: Learner, start: Path) -> Engine:

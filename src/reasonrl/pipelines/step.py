@@ -8,11 +8,13 @@ is evaluated, checkpointed, stopped or finished.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from rich.console import Console
 
+from reasonrl.distributed.errors import RestartsExhausted
 from reasonrl.evaluation.heldout import evaluate
 from reasonrl.pipelines.setup import Run
 from reasonrl.rollout.samples import Sample
@@ -63,6 +65,33 @@ def rollout_records(samples: list[Sample], batch: Batch) -> list[dict[str, Any]]
             record["credit_weights"] = credit[row, : len(sample.response_ids)].tolist()
         records.append(record)
     return records
+
+
+def backend_metrics(run: Run, step_seconds: float) -> dict[str, float]:
+    """The backend's per-role metrics (none locally) and the share of the step spent moving weights and data
+    between processes (`distributed/moving_share`)."""
+    metrics = run.backend.metrics()
+    if metrics:
+        moving = metrics.get("distributed/weight_push_seconds", 0.0) + metrics.get("distributed/transfer_seconds", 0.0)
+        metrics["distributed/moving_share"] = moving / max(step_seconds, 1e-9)
+    return metrics
+
+
+@contextmanager
+def checkpoint_on_lost_roles(run: Run, save: Callable[[], None]) -> Iterator[None]:
+    """A role that keeps dying (`distributed.max_restarts`) ends the run, after a checkpoint that `--resume`
+    continues from: the learner's last step, and every group in flight with its tokens so far."""
+    try:
+        yield
+    except (RestartsExhausted, RuntimeError) as failure:
+        error = failure if isinstance(failure, RestartsExhausted) else failure.__cause__  # via the producer thread
+        if not isinstance(error, RestartsExhausted):
+            raise
+        save()
+        raise TrainingStopped(
+            f"{error}\ncheckpoint saved at step {run.step} in {run.directory.checkpoints_dir}; fix the cause and "
+            "run again with --resume"
+        ) from error
 
 
 def held_out(run: Run) -> dict[str, float]:

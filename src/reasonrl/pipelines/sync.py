@@ -11,6 +11,8 @@ from rich.console import Console
 from reasonrl.config import RunConfig
 from reasonrl.pipelines.setup import Run, build_run
 from reasonrl.pipelines.step import (
+    backend_metrics,
+    checkpoint_on_lost_roles,
     finish,
     held_out,
     learn,
@@ -97,7 +99,7 @@ def train(
         def save() -> None:
             write_checkpoint(run, pipeline_state={"rollouts": rollouts.state_dict()})
 
-        with progress_display(run, console) as progress:
+        with progress_display(run, console) as progress, checkpoint_on_lost_roles(run, save):
             while run.step < config.train.steps:
                 metrics = rl_step(run, rollouts, timer)
                 run.step += 1
@@ -105,6 +107,7 @@ def train(
                 if config.eval.every_steps and run.step % config.eval.every_steps == 0:
                     metrics |= held_out(run)
                 metrics |= timer.lap()
+                metrics |= backend_metrics(run, metrics["time/step"])
                 metrics["perf/samples_per_second"] = config.rollout.batch_size / max(metrics["time/step"], 1e-9)
                 run.tracker.log(run.step, metrics)
                 progress.update(run.step, metrics)

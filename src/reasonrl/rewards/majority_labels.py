@@ -23,7 +23,7 @@ responses differ by design (countdown expressions) have no majority to vote on a
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +32,9 @@ from reasonrl.rewards.equivalence import NO_ANSWER, answer_key, group_answers, m
 from reasonrl.rewards.excluded import EXCLUDED_PREFIX
 from reasonrl.rewards.pool import RewardPool, computed
 from reasonrl.rewards.single_response import RewardResult
+
+NewPool = Callable[[Any, int, float], RewardPool]
+"""Builds a scoring pool from (terms or None, workers, timeout_seconds): `RewardPool`, or a backend's."""
 
 if TYPE_CHECKING:
     from reasonrl.config.schema import RewardConfig
@@ -149,18 +152,20 @@ def has_reference(prompt: Prompt) -> bool:
     return prompt.answer is not None and str(prompt.answer).strip() != ""
 
 
-def verifier_pool(config: RewardConfig) -> RewardPool | None:
+def verifier_pool(config: RewardConfig, new_pool: NewPool = RewardPool) -> RewardPool | None:
     """The task's own verifier, when the training reward differs from it (shaped terms, majority or CaT labels):
-    correctness and held-out accuracy are always the verifier's verdict. None when the reward is the verifier."""
+    correctness and held-out accuracy are always the verifier's verdict. None when the reward is the verifier.
+    `new_pool(terms, workers, timeout_seconds)` builds it (a `Backend.reward_pool`: here or as Ray actors)."""
     if not config.functions and config.labels == "answer":
         return None
-    return RewardPool(None, workers=config.workers, timeout_seconds=config.timeout_seconds)
+    return new_pool(None, config.workers, config.timeout_seconds)
 
 
-def training_reward_pool(config: RewardConfig, synthesize: Any = None) -> Any:
+def training_reward_pool(config: RewardConfig, synthesize: Any = None, new_pool: NewPool = RewardPool) -> Any:
     """The pool that scores training responses as the `reward` config section says (`labels` included);
-    `labels: cat` needs `synthesize`, the anchor's synthesis (`rewards.cat_labels.Synthesize`)."""
-    pool = RewardPool.from_config(config)
+    `labels: cat` needs `synthesize`, the anchor's synthesis (`rewards.cat_labels.Synthesize`); `new_pool`
+    builds the scoring pool, as in `verifier_pool`."""
+    pool = new_pool(config.functions or None, config.workers, config.timeout_seconds)
     if config.labels == "cat":
         from reasonrl.rewards.cat_labels import SynthesisLabelPool
 

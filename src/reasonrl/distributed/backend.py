@@ -1,0 +1,107 @@
+"""The executor seam between the pipelines and where their parts run.
+
+A pipeline asks its `Backend` for the rollout engine and the reward pools; the local backend builds today's
+(`build_placed_engine`, `RewardPool`), the Ray backend builds engine replicas and reward workers as actors
+behind the same interfaces. The learner stays in the driver process either way (the controller, as in
+ROLL: tracebacks, progress and checkpoints live in one process); data-parallel learner ranks are the next
+step (issue 15).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+from reasonrl.config.schema import DistributedConfig, RunConfig
+from reasonrl.engines.base import Engine
+from reasonrl.engines.factory import LearnerWeights, build_placed_engine
+from reasonrl.rewards.pool import RewardPool, TermLike
+
+
+class Backend(Protocol):
+    def engine(
+        self,
+        requested: str,
+        placement: str,
+        learner: LearnerWeights,
+        *,
+        pipeline: str,
+        work_dir: Path,
+        seed: int,
+        dtype: str,
+        max_model_len: int,
+        options: Mapping[str, Any] | None = None,
+        version: int = 0,
+    ) -> Engine:
+        """The rollout engine for `pipeline` (`build_placed_engine`'s arguments)."""
+        ...
+
+    def reward_pool(self, terms: Sequence[TermLike] | None, workers: int, timeout_seconds: float) -> RewardPool:
+        """A reward pool (`RewardPool`'s arguments)."""
+        ...
+
+    def metrics(self) -> dict[str, float]:
+        """Per-role pids, versions, restarts, throughput and transfer seconds since the last call."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class LocalBackend:
+    """Everything in this process: today's behaviour, the default and the debugging path (pdb works)."""
+
+    def engine(
+        self,
+        requested: str,
+        placement: str,
+        learner: LearnerWeights,
+        *,
+        pipeline: str,
+        work_dir: Path,
+        seed: int,
+        dtype: str,
+        max_model_len: int,
+        options: Mapping[str, Any] | None = None,
+        version: int = 0,
+    ) -> Engine:
+        engine = build_placed_engine(
+            requested,
+            placement,
+            learner,
+            pipeline=pipeline,
+            work_dir=work_dir,
+            seed=seed,
+            dtype=dtype,
+            max_model_len=max_model_len,
+            options=options,
+        )
+        engine.version = version
+        return engine
+
+    def reward_pool(self, terms: Sequence[TermLike] | None, workers: int, timeout_seconds: float) -> RewardPool:
+        return RewardPool(terms, workers=workers, timeout_seconds=timeout_seconds)
+
+    def metrics(self) -> dict[str, float]:
+        return {}
+
+    def close(self) -> None:
+        """Nothing to release: the run closes its engine and pools itself."""
+
+
+def backend_for(config: RunConfig) -> Backend:
+    """The backend `distributed.backend` names; Ray is imported only here, and only for `ray`."""
+    if config.distributed.backend == "local":
+        return LocalBackend()
+    return ray_backend(config.distributed)
+
+
+def ray_backend(config: DistributedConfig) -> Backend:
+    try:
+        from reasonrl.distributed.ray_backend import RayBackend
+    except ImportError as error:
+        raise ValueError(
+            f"distributed.backend: ray needs the `ray` package ({error}); `pip install -e .[ray]` (or "
+            "`pip install 'ray>=2.40'`), or set distributed.backend: local"
+        ) from error
+    return RayBackend(config)

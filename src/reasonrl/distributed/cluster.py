@@ -1,0 +1,158 @@
+"""Joining or starting Ray, checking a placement against the cluster before creating anything, and the
+bounded waits every remote call goes through.
+
+Ray's own answer to a placement it cannot satisfy is to wait forever with a line in `monitor.log` (measured:
+`../shared/reference/ray.md` §2.6); users of verl and OpenRLHF report it as their most common problem. So the
+placement is compared with the cluster's resources first, and every blocking call has a deadline whose error
+names the role, the method and Ray's log folder.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import ray
+from ray.exceptions import GetTimeoutError, RayActorError
+
+from reasonrl.config.schema import DistributedConfig, RoleResources
+from reasonrl.distributed.errors import DistributedError, PlacementError, RestartsExhausted
+
+T = TypeVar("T")
+
+# ActorUnavailableError (a restarting actor) subclasses RayActorError in Ray 2.60; both mean "not now".
+ACTOR_GONE = (RayActorError,)
+
+
+def connect(config: DistributedConfig) -> None:
+    """Join `config.address`, or start a local Ray instance sized to this machine; nothing if this process
+    is already connected (tests share one instance)."""
+    if ray.is_initialized():
+        return
+    options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "namespace": "reasonrl"}
+    if config.address is None:
+        options["num_cpus"] = os.cpu_count() or 1
+    else:
+        options["address"] = config.address
+    try:
+        ray.init(**options)
+    except (ConnectionError, RuntimeError) as error:
+        where = "a local Ray instance" if config.address is None else f"the Ray cluster at {config.address!r}"
+        raise DistributedError(
+            f"could not start or join {where}: {error}. Check `ray status` (for an address, that `ray start "
+            f"--head` runs there), or set distributed.address: null for a local instance"
+        ) from error
+
+
+def logs_dir() -> str:
+    """Where this Ray session writes its logs (monitor.log names pending resource demands)."""
+    try:
+        return str(ray._private.worker._global_node.get_logs_dir_path())  # no public accessor
+    except AttributeError:
+        return "/tmp/ray/session_latest/logs"
+
+
+def role_bundle(role: RoleResources) -> dict[str, float]:
+    """One replica's Ray resource request; zero entries left out (Ray rejects them in bundles)."""
+    bundle = {"CPU": role.cpus, "GPU": role.gpus, **role.resources}
+    return {name: amount for name, amount in bundle.items() if amount > 0}
+
+
+def _fmt(resources: Mapping[str, float]) -> str:
+    return "{" + ", ".join(f"{k}: {v:g}" for k, v in sorted(resources.items())) + "}"
+
+
+def preflight(config: DistributedConfig, reward_actors: bool) -> None:
+    """Fail now, naming the role and the shortfall, if the cluster cannot hold the placement: the roles'
+    summed requests against what is available, and each replica against the largest node."""
+    available = {k: float(v) for k, v in ray.available_resources().items()}
+    nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]
+    roles: list[tuple[str, dict[str, float], int]] = [("engine", role_bundle(config.engine), config.engine.replicas)]
+    if reward_actors:
+        roles.append(("reward", role_bundle(config.reward), config.reward.replicas))
+    if not config.colocate:
+        learner = {"CPU": config.learner.cpus, "GPU": config.learner.gpus}
+        roles.append(("learner", {k: v for k, v in learner.items() if v > 0}, 1))
+    hint = (
+        "Lower distributed.<role>.replicas, cpus or gpus, set distributed.colocate: true, or add nodes "
+        "(`ray start --address=<head>:6379` on another machine)"
+    )
+    for role, bundle, _ in roles:
+        for name, amount in bundle.items():
+            largest = max((float(n.get(name, 0.0)) for n in nodes), default=0.0)
+            if amount > largest:
+                raise PlacementError(
+                    f"distributed.{role}: one replica needs {_fmt(bundle)}, but no node has {name} {amount:g} "
+                    f"(the largest has {largest:g}). {hint}"
+                )
+    needed: dict[str, float] = {}
+    for _, bundle, replicas in roles:
+        for name, amount in bundle.items():
+            needed[name] = needed.get(name, 0.0) + amount * replicas
+    short = {name: amount - available.get(name, 0.0) for name, amount in needed.items()}
+    short = {name: gap for name, gap in short.items() if gap > 1e-9}
+    if short:
+        parts = [f"{role} {replicas} x {_fmt(bundle)}" for role, bundle, replicas in roles if bundle]
+        culprit = max(roles, key=lambda r: sum(r[1].get(name, 0.0) * r[2] for name in short))[0]
+        raise PlacementError(
+            f"distributed: the placement needs {_fmt(needed)} ({'; '.join(parts)}) but the cluster has "
+            f"{_fmt({k: available.get(k, 0.0) for k in needed})} available: short of {_fmt(short)}, mostly for "
+            f"the {culprit} role. {hint}"
+        )
+
+
+def wait_for(ref: Any, *, role: str, method: str, timeout: float) -> Any:
+    """`ray.get(ref)` with a deadline whose error says who did not answer and where to look."""
+    try:
+        return ray.get(ref, timeout=timeout)
+    except GetTimeoutError as error:
+        raise DistributedError(
+            f"the {role} role did not answer {method} within {timeout:g} s; look in {logs_dir()} "
+            "(monitor.log lists resource demands Ray cannot place; worker-*.err holds actors' tracebacks)"
+        ) from error
+
+
+def wait_until_up(ping: Callable[[], Any], *, role: str, timeout: float) -> Any:
+    """Ping a (re)starting actor until it answers: calls made while Ray restarts an actor fail at once
+    rather than queue (ray.md §2.5), so this retries until the deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        left = deadline - time.monotonic()
+        try:
+            return wait_for(ping(), role=role, method="ping", timeout=max(left, 0.1))
+        except ACTOR_GONE as error:
+            if left <= 0:
+                raise DistributedError(
+                    f"the {role} role did not come back within {timeout:g} s after a restart ({error}); look "
+                    f"in {logs_dir()} for its worker-*.err"
+                ) from error
+            time.sleep(0.2)
+
+
+@dataclass
+class RestartBudget:
+    """At most `limit` restarts of a role within `window` seconds; one more ends the run."""
+
+    role: str
+    limit: int
+    window: float
+    times: deque[float] = field(default_factory=deque)
+    total: int = 0
+
+    def record(self, replica: int, cause: str) -> None:
+        now = time.monotonic()
+        while self.times and now - self.times[0] > self.window:
+            self.times.popleft()
+        if len(self.times) >= self.limit:
+            raise RestartsExhausted(
+                f"{self.role} replica {replica} failed ({cause}) after {len(self.times)} restarts within "
+                f"{self.window:g} s (distributed.max_restarts: {self.limit}); the run stops here. Look in "
+                f"{logs_dir()} (worker-*.err) for why it died; raise distributed.max_restarts or "
+                "call_timeout_seconds if it was only slow"
+            )
+        self.times.append(now)
+        self.total += 1

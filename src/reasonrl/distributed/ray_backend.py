@@ -1,0 +1,109 @@
+"""The Ray backend: engine replicas and reward workers as actors, the learner in this (driver) process."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import ray
+from ray.util.placement_group import PlacementGroup, placement_group, remove_placement_group
+
+from reasonrl.config.schema import DistributedConfig
+from reasonrl.distributed.cluster import connect, preflight, role_bundle, wait_for
+from reasonrl.distributed.replicas import EngineReplicas, EngineSpec
+from reasonrl.distributed.rewards import ActorRewardPool
+from reasonrl.engines.base import Engine
+from reasonrl.engines.factory import LearnerWeights
+from reasonrl.engines.vllm import vllm_available
+from reasonrl.rewards.pool import RewardPool, TermLike
+
+
+class RayBackend:
+    """Connects (or starts Ray) and checks the placement against the cluster before creating any actor."""
+
+    def __init__(self, config: DistributedConfig) -> None:
+        self.config = config
+        started = time.perf_counter()
+        self._owns_ray = not ray.is_initialized()
+        connect(config)
+        preflight(config, reward_actors=True)
+        self.connect_seconds = time.perf_counter() - started
+        self._groups: list[PlacementGroup] = []
+        self._engines: list[EngineReplicas] = []
+        self._pools: list[ActorRewardPool] = []
+
+    def engine(
+        self,
+        requested: str,
+        placement: str,
+        learner: LearnerWeights,
+        *,
+        pipeline: str,
+        work_dir: Path,
+        seed: int,
+        dtype: str,
+        max_model_len: int,
+        options: Mapping[str, Any] | None = None,
+        version: int = 0,
+    ) -> Engine:
+        """`distributed.engine.replicas` engines in one placement group (`placement_strategy`), started from the
+        learner's current weights. `placement` and `work_dir` do not apply: each actor is its own place and
+        receives the weights through the object store."""
+        del placement, work_dir, pipeline
+        kind = requested if requested != "auto" else ("vllm" if self.config.engine.gpus and vllm_available() else "hf")
+        group = self._placement_group()
+        spec = EngineSpec(
+            kind=kind,
+            model_config=learner.base.config,
+            tokenizer=learner.tokenizer,
+            seed=seed,
+            dtype=str(learner.base.dtype).removeprefix("torch.") if dtype == "auto" else dtype,
+            max_model_len=max_model_len,
+            options=dict(options or {}),
+            sys_path=list(sys.path),
+        )
+        engines = EngineReplicas(spec, learner.weights(), self.config, group, version=version)
+        self._engines.append(engines)
+        return engines  # type: ignore[return-value]  # EngineReplicas is a StreamingEngine
+
+    def _placement_group(self) -> PlacementGroup | None:
+        """One bundle per engine replica, placed together or apart (`placement_strategy`); none when a replica
+        reserves nothing (Ray rejects empty bundles)."""
+        bundle = role_bundle(self.config.engine)
+        if not bundle:
+            return None
+        group = placement_group([dict(bundle)] * self.config.engine.replicas, strategy=self.config.placement_strategy)
+        timeout = self.config.start_timeout_seconds
+        wait_for(group.ready(), role="engine", method="placement_group.ready", timeout=timeout)
+        self._groups.append(group)
+        return group
+
+    def reward_pool(self, terms: Sequence[TermLike] | None, workers: int, timeout_seconds: float) -> RewardPool:
+        pool = ActorRewardPool(terms, workers=workers, timeout_seconds=timeout_seconds, config=self.config)
+        self._pools.append(pool)
+        return pool  # type: ignore[return-value]  # the same submit/score/close interface
+
+    def metrics(self) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for engines in self._engines:
+            out |= engines.metrics()
+        for index, pool in enumerate(self._pools):
+            named = {
+                k.replace("distributed/reward", f"distributed/pool{index}/reward"): v for k, v in pool.metrics().items()
+            }
+            out |= named
+        return out
+
+    def close(self) -> None:
+        for pool in self._pools:
+            pool.close()
+        for engines in self._engines:
+            engines.close()
+        for group in self._groups:
+            remove_placement_group(group)
+        self._pools, self._engines, self._groups = [], [], []
+        if self._owns_ray:
+            ray.shutdown()

@@ -1,0 +1,141 @@
+"""The sync and async pipelines on Ray against the local backend, and what happens when an engine dies or
+hangs mid-step: every sample exactly once, the same tokens and losses as a local run."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tests.pipelines.conftest import QUICK
+
+from reasonrl.config import load_config
+from reasonrl.distributed import replicas as replicas_module
+from reasonrl.pipelines import async_rl, sync
+from reasonrl.pipelines.step import TrainingStopped
+from reasonrl.tracking import read_metrics
+
+from .conftest import RAY_SETS
+
+pytestmark = [pytest.mark.slow, pytest.mark.ray, pytest.mark.timeout(300), pytest.mark.usefixtures("ray_instance")]
+
+SHORT = [*QUICK, "train.steps=2", "train.sft.steps=0", "eval.max_prompts=8"]
+
+
+def training_rows(run_dir: Path) -> dict[int, dict[str, Any]]:
+    """Per-step training metrics without wall-clock or per-process ones."""
+    rows = [r for r in read_metrics(run_dir / "metrics.jsonl") if "reward/mean" in r]
+    return {
+        r["step"]: {
+            k: v
+            for k, v in r.items()
+            if not k.startswith(("time/", "perf/", "distributed/", "async/")) and not k.endswith("_seconds")
+        }
+        for r in rows
+    }
+
+
+def distributed_rows(run_dir: Path) -> list[dict[str, float]]:
+    rows = read_metrics(run_dir / "metrics.jsonl")
+    return [{k: v for k, v in r.items() if k.startswith("distributed/")} for r in rows if "reward/mean" in r]
+
+
+def dumped_tokens(run_dir: Path) -> list[tuple[Any, ...]]:
+    """Every dumped sample's tokens, behaviour log-probs and reward (not the reward's wall-clock seconds)."""
+    rows = [json.loads(line) for line in (run_dir / "rollouts" / "step_000002.jsonl").read_text().splitlines()]
+    return [(r["prompt_ids"], r["response_ids"], r["behaviour_logprobs"], r["reward"]) for r in rows]
+
+
+def run_sync(run_dir: Path, *sets: str) -> dict[str, Any]:
+    return sync.train(load_config(None, [*SHORT, f"logging.run_dir={run_dir}", *sets]))
+
+
+@pytest.fixture(scope="module")
+def local_seeded(tmp_path_factory: pytest.TempPathFactory) -> dict[int, dict[str, Any]]:
+    """The local run every seeded Ray run must reproduce."""
+    run_dir = tmp_path_factory.mktemp("local-seeded")
+    run_sync(run_dir, "rollout.seed_per_request=true")
+    return training_rows(run_dir)
+
+
+def test_sync_on_ray_gives_the_local_tokens_and_losses(tmp_path: Path) -> None:
+    run_sync(tmp_path / "local")
+    run_sync(tmp_path / "ray", *RAY_SETS)
+    local, remote = training_rows(tmp_path / "local"), training_rows(tmp_path / "ray")
+    assert local == remote and len(local) == 2
+    metrics = distributed_rows(tmp_path / "ray")[-1]
+    assert metrics["distributed/engine0/weight_version"] == 2.0  # published after each of the 2 updates
+    assert metrics["distributed/engine0/restarts"] == 0.0 and metrics["distributed/engine0/pid"] > 0
+    assert metrics["distributed/engine0/tokens_per_second"] > 0
+    assert metrics["distributed/pool0/reward0/pid"] > 0
+    assert 0 < metrics["distributed/moving_share"] < 1
+
+    assert dumped_tokens(tmp_path / "ray") == dumped_tokens(tmp_path / "local")
+
+
+def test_async_at_staleness_0_on_ray_gives_the_local_tokens_and_losses(tmp_path: Path) -> None:
+    sets = ["pipeline=async", "async_training.max_staleness=0"]
+    for name, extra in (("local", []), ("ray", RAY_SETS)):
+        async_rl.train(load_config(None, [*SHORT, f"logging.run_dir={tmp_path / name}", *sets, *extra]))
+    local, remote = training_rows(tmp_path / "local"), training_rows(tmp_path / "ray")
+    assert local == remote and len(local) == 2
+    # A step's metrics are logged before it publishes its weights: step 2 generated on version 1.
+    assert [r["distributed/engine0/weight_version"] for r in distributed_rows(tmp_path / "ray")] == [0.0, 1.0]
+
+
+def signal_engine_once(monkeypatch: pytest.MonkeyPatch, sig: signal.Signals) -> dict[str, int]:
+    """Send `sig` to the engine replica serving the second step's generate call, right after its first
+    response came back (mid-call: the rest of its shard is in flight)."""
+    original = replicas_module._Call._finished
+    sent: dict[str, int] = {}
+
+    def finished(self: Any, index: int, generation: Any) -> None:
+        if not sent and self.owner.version == 1:
+            sent["pid"] = self.owner.replicas[0].pid
+            os.kill(sent["pid"], sig)
+        original(self, index, generation)
+
+    monkeypatch.setattr(replicas_module._Call, "_finished", finished)
+    return sent
+
+
+def test_an_engine_killed_mid_step_loses_no_sample(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, local_seeded: dict[int, dict[str, Any]]
+) -> None:
+    sent = signal_engine_once(monkeypatch, signal.SIGKILL)
+    run_sync(tmp_path, *RAY_SETS, "rollout.seed_per_request=true")
+    assert sent, "the engine was never signalled"
+    assert training_rows(tmp_path) == local_seeded  # every sample, once, the tokens of the lost ones
+    last = distributed_rows(tmp_path)
+    assert [row["distributed/engine0/restarts"] for row in last] == [0.0, 1.0]
+    assert last[-1]["distributed/engine0/pid"] != sent["pid"]
+
+
+def test_a_hung_engine_is_killed_restarted_and_its_requests_regenerated(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, local_seeded: dict[int, dict[str, Any]]
+) -> None:
+    sent = signal_engine_once(monkeypatch, signal.SIGSTOP)
+    sets = ["distributed.call_timeout_seconds=3", "distributed.seconds_per_token=0"]
+    run_sync(tmp_path, *RAY_SETS, *sets, "rollout.seed_per_request=true")
+    assert sent
+    assert training_rows(tmp_path) == local_seeded
+    assert distributed_rows(tmp_path)[-1]["distributed/engine0/restarts"] == 1.0
+
+
+def test_too_many_restarts_end_the_run_with_a_checkpoint_that_resumes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, local_seeded: dict[int, dict[str, Any]]
+) -> None:
+    signal_engine_once(monkeypatch, signal.SIGKILL)
+    sets = [*RAY_SETS, "rollout.seed_per_request=true"]
+    with pytest.raises(TrainingStopped) as stopped:
+        run_sync(tmp_path, *sets, "distributed.max_restarts=0")
+    message = str(stopped.value)
+    assert "engine replica 0 failed (died: " in message and "distributed.max_restarts: 0" in message
+    assert "logs" in message and "checkpoint saved at step 1" in message and "--resume" in message
+    assert (tmp_path / "checkpoints" / "step_000001").is_dir()
+    monkeypatch.undo()
+    sync.train(load_config(None, [*SHORT, f"logging.run_dir={tmp_path}", *sets]), resume=True)
+    assert training_rows(tmp_path) == local_seeded
