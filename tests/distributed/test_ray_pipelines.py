@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -139,3 +141,42 @@ def test_too_many_restarts_end_the_run_with_a_checkpoint_that_resumes(
     monkeypatch.undo()
     sync.train(load_config(None, [*SHORT, f"logging.run_dir={tmp_path}", *sets]), resume=True)
     assert training_rows(tmp_path) == local_seeded
+
+
+def reasonrl(run_dir: Path, *sets: str) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "reasonrl", "train", "--run-dir", str(run_dir)]
+    for item in sets:
+        command += ["--set", item]
+    return subprocess.run(command, capture_output=True, text=True, timeout=280, check=False)
+
+
+def test_the_cli_runs_async_partial_rollouts_on_two_replicas_of_its_own_ray_instance(tmp_path: Path) -> None:
+    """`reasonrl train --set distributed.backend=ray` on one machine, no other set-up: a Ray instance of its
+    own, two engine replicas, and the staleness bound and partial rollouts across them."""
+    sets = [
+        *SHORT,
+        "train.steps=3",
+        "pipeline=async",
+        "async_training.partial_rollouts=true",
+        "async_training.max_staleness=2",
+        "rollout.max_new_tokens=12",
+        "distributed.backend=ray",
+        "distributed.engine.replicas=2",
+        "distributed.engine.cpus=0.5",
+    ]
+    done = reasonrl(tmp_path, *sets)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads((tmp_path / "summary.json").read_text())["steps"] == 3
+    rows = [r for r in read_metrics(tmp_path / "metrics.jsonl") if "reward/mean" in r]
+    assert len(rows) == 3
+    for row in rows:
+        assert row["async/staleness_max"] <= 2
+        assert row["distributed/engine0/pid"] != row["distributed/engine1/pid"]
+    assert sum(r["distributed/engine1/tokens_per_second"] for r in rows) > 0  # both replicas generated
+
+
+def test_the_cli_reports_an_impossible_placement_as_one_clear_error(tmp_path: Path) -> None:
+    done = reasonrl(tmp_path, *SHORT, "distributed.backend=ray", "distributed.engine.gpus=4")
+    assert done.returncode == 2
+    assert "distributed.engine: one replica needs" in done.stderr and "no node has GPU 4" in done.stderr
+    assert "Traceback" not in done.stderr

@@ -36,17 +36,27 @@ Overrides = Annotated[
 
 
 def user_errors(command: F) -> F:
-    """Show a user's mistake (bad config, bad data, missing file, a reward that always fails) as one clear
-    message, exit code 2."""
+    """Show a user's mistake (bad config, bad data, missing file, a reward that always fails, a placement the
+    Ray cluster cannot hold) or a run that had to stop (after its checkpoint) as one clear message, exit 2."""
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         from reasonrl.data import DataError
+        from reasonrl.distributed.errors import DistributedError
+        from reasonrl.pipelines.step import TrainingStopped
         from reasonrl.rewards.failures import RewardsFailing
 
         try:
             return command(*args, **kwargs)
-        except (ConfigError, DataError, FileNotFoundError, ValueError, RewardsFailing) as exc:
+        except (
+            ConfigError,
+            DataError,
+            FileNotFoundError,
+            ValueError,
+            RewardsFailing,
+            DistributedError,
+            TrainingStopped,
+        ) as exc:
             errors.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True, soft_wrap=True)
             raise typer.Exit(code=2) from None
 
