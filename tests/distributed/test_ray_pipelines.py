@@ -13,8 +13,9 @@ from typing import Any
 
 import pytest
 from tests.pipelines.conftest import QUICK
+from tests.pipelines.killing import kill_after_checkpoint
 
-from reasonrl.config import load_config
+from reasonrl.config import dump_config, load_config
 from reasonrl.distributed import replicas as replicas_module
 from reasonrl.pipelines import async_rl, sync
 from reasonrl.pipelines.step import TrainingStopped
@@ -180,3 +181,19 @@ def test_the_cli_reports_an_impossible_placement_as_one_clear_error(tmp_path: Pa
     assert done.returncode == 2
     assert "distributed.engine: one replica needs" in done.stderr and "no node has GPU 4" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_a_killed_driver_resumes_from_its_last_checkpoint_on_ray(
+    tmp_path: Path, local_seeded: dict[int, dict[str, Any]]
+) -> None:
+    """The learner runs in the driver: SIGKILL it after its first checkpoint, `--resume` finishes the run
+    with the steps an uninterrupted run takes."""
+    sets = [*SHORT, "checkpoint.every_steps=1", "rollout.seed_per_request=true", *RAY_SETS]
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(dump_config(load_config(None, sets)))
+    run_dir = tmp_path / "run"
+    kill_after_checkpoint(recipe, run_dir, step=1, timeout=200)
+    command = [sys.executable, "-m", "reasonrl", "train", str(recipe), "--resume", str(run_dir)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=280, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert training_rows(run_dir) == local_seeded
