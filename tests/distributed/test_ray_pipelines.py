@@ -89,26 +89,28 @@ def test_async_at_staleness_0_on_ray_gives_the_local_tokens_and_losses(tmp_path:
     assert [r["distributed/engine0/weight_version"] for r in distributed_rows(tmp_path / "ray")] == [0.0, 1.0]
 
 
-def signal_engine_once(monkeypatch: pytest.MonkeyPatch, sig: signal.Signals) -> dict[str, int]:
-    """Send `sig` to the engine replica serving the second step's generate call, right after its first
-    response came back (mid-call: the rest of its shard is in flight)."""
-    original = replicas_module._Call._finished
+def signal_engine_once(monkeypatch: pytest.MonkeyPatch, *signals: signal.Signals) -> dict[str, int]:
+    """Send `signals` to the engine replica serving the second step's generate call as soon as the call is
+    submitted: SIGSTOP first holds it mid-call (it cannot answer a 50 ms call within microseconds)."""
+    original = replicas_module._Call._submit_whole
     sent: dict[str, int] = {}
 
-    def finished(self: Any, index: int, generation: Any) -> None:
+    def submit(self: Any, replica: Any, start: int, end: int) -> Any:
+        ref = original(self, replica, start, end)
         if not sent and self.owner.version == 1:
-            sent["pid"] = self.owner.replicas[0].pid
-            os.kill(sent["pid"], sig)
-        original(self, index, generation)
+            sent["pid"] = replica.pid
+            for sig in signals:
+                os.kill(replica.pid, sig)
+        return ref
 
-    monkeypatch.setattr(replicas_module._Call, "_finished", finished)
+    monkeypatch.setattr(replicas_module._Call, "_submit_whole", submit)
     return sent
 
 
 def test_an_engine_killed_mid_step_loses_no_sample(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, local_seeded: dict[int, dict[str, Any]]
 ) -> None:
-    sent = signal_engine_once(monkeypatch, signal.SIGKILL)
+    sent = signal_engine_once(monkeypatch, signal.SIGSTOP, signal.SIGKILL)
     run_sync(tmp_path, *RAY_SETS, "rollout.seed_per_request=true")
     assert sent, "the engine was never signalled"
     assert training_rows(tmp_path) == local_seeded  # every sample, once, the tokens of the lost ones
@@ -131,7 +133,7 @@ def test_a_hung_engine_is_killed_restarted_and_its_requests_regenerated(
 def test_too_many_restarts_end_the_run_with_a_checkpoint_that_resumes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, local_seeded: dict[int, dict[str, Any]]
 ) -> None:
-    signal_engine_once(monkeypatch, signal.SIGKILL)
+    signal_engine_once(monkeypatch, signal.SIGSTOP, signal.SIGKILL)
     sets = [*RAY_SETS, "rollout.seed_per_request=true"]
     with pytest.raises(TrainingStopped) as stopped:
         run_sync(tmp_path, *sets, "distributed.max_restarts=0")

@@ -111,6 +111,28 @@ def test_two_replicas_generate_what_one_local_engine_does(two_engines: Any, poli
         assert mine.logprobs == pytest.approx(theirs.logprobs, abs=1e-5)
 
 
+def test_a_replica_killed_while_streaming_is_replayed_and_nothing_reported_twice(
+    two_engines: Any, policy: tuple[Any, Any]
+) -> None:
+    model, tokenizer = policy
+    requests = seeded_requests(tokenizer, 8)
+    expected = HFEngine(model, tokenizer, seed=3).generate(requests, SAMPLING)
+    victim = two_engines.replicas[1]
+    restarts = victim.restarts
+    reported: list[int] = []
+
+    def on_finish(index: int, generation: Generation) -> bool:
+        if not reported:
+            os.kill(victim.pid, signal.SIGKILL)
+        reported.append(index)
+        return False
+
+    out = two_engines.generate(requests, SAMPLING, on_finish=on_finish)
+    assert sorted(reported) == list(range(len(requests)))  # each once, the replayed ones included
+    assert victim.restarts == restarts + 1
+    assert [g.response_ids for g in out] == [g.response_ids for g in expected]
+
+
 def test_an_abort_cuts_every_replica_short(two_engines: Any, policy: tuple[Any, Any]) -> None:
     _, tokenizer = policy
     requests = [GenerationRequest(r.prompt_ids, seed=r.seed, max_new_tokens=64) for r in seeded_requests(tokenizer)]
@@ -133,17 +155,18 @@ def test_weights_are_published_once_per_version_and_a_restarted_replica_loads_th
     two_engines.update_weights(changed.items(), version=7)
     assert two_engines.version == 7
     victim = two_engines.replicas[1]
-    old_pid = victim.pid
+    old_pid, restarts = victim.pid, victim.restarts
     os.kill(old_pid, signal.SIGKILL)
     requests = seeded_requests(tokenizer, 6)
     out = two_engines.generate(requests, SAMPLING)  # replica 1 dies on this call's shard, comes back, replays
-    assert victim.restarts == 1
+    assert victim.restarts == restarts + 1
     shifted = AutoModelForCausalLM.from_config(model.config)
     shifted.load_state_dict(changed)
     local = HFEngine(shifted.eval(), tokenizer, seed=3).generate(requests, SAMPLING)
     assert [g.response_ids for g in out] == [g.response_ids for g in local]  # the restarted one serves v7
     metrics = two_engines.metrics()
-    assert metrics["distributed/engine1/restarts"] == 1.0 and metrics["distributed/engine1/weight_version"] == 7.0
+    assert metrics["distributed/engine1/restarts"] == restarts + 1
+    assert metrics["distributed/engine1/weight_version"] == 7
     assert metrics["distributed/engine1/pid"] not in (0.0, float(old_pid))
 
 
