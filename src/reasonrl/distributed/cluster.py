@@ -89,6 +89,16 @@ def preflight(config: DistributedConfig, reward_actors: bool) -> None:
                     f"distributed.{role}: one replica needs {_fmt(bundle)}, but no node has {name} {amount:g} "
                     f"(the largest has {largest:g}). {hint}"
                 )
+    if not config.colocate:  # the learner is this process: it needs its resources on this node
+        here = ray.get_runtime_context().get_node_id()
+        own = next((n.get("Resources", {}) for n in ray.nodes() if n.get("NodeID") == here), {})
+        for name, amount in roles[-1][1].items():
+            if amount > float(own.get(name, 0.0)):
+                raise PlacementError(
+                    f"distributed.learner needs {name} {amount:g} on the driver's node (the learner runs in "
+                    f"this process), which has {float(own.get(name, 0.0)):g}. Run the driver on a node that "
+                    f"has them, or set distributed.colocate: true. {hint}"
+                )
     needed: dict[str, float] = {}
     for _, bundle, replicas in roles:
         for name, amount in bundle.items():

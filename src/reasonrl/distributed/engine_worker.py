@@ -19,20 +19,22 @@ from typing import Any
 
 import torch
 
-from reasonrl.distributed.weights import PackedWeights, unpack
+from reasonrl.distributed.weights import WeightTransport
 from reasonrl.engines.base import Engine, Generation, GenerationRequest, SamplingSettings, TokenScores
 
 
 class EngineWorker:
-    """`kind` (hf or vllm) on weights `packed` (version `version`), on the GPU when the actor holds one."""
+    """`kind` (hf or vllm) on `weights` (version `version`, as `transport` published them), on the GPU when the
+    actor holds one."""
 
     def __init__(
         self,
         kind: str,
         model_config: Any,
         tokenizer: Any,
-        packed: PackedWeights,
+        weights: Any,
         *,
+        transport: WeightTransport,
         version: int,
         seed: int,
         dtype: str,
@@ -46,7 +48,9 @@ class EngineWorker:
                 sys.path.insert(0, entry)
         torch.set_num_threads(threads)
         self.device = "cuda" if torch.cuda.is_available() else "cpu"
-        self.engine = self._build(kind, model_config, tokenizer, packed, seed, dtype, max_model_len, options)
+        self.transport = transport
+        named = transport.receive(weights, "cpu")
+        self.engine = self._build(kind, model_config, tokenizer, named, seed, dtype, max_model_len, options)
         self.engine.version = version
         self._aborted: deque[str] = deque(maxlen=64)  # call ids told to stop (an abort may arrive first)
 
@@ -55,7 +59,7 @@ class EngineWorker:
         kind: str,
         model_config: Any,
         tokenizer: Any,
-        packed: PackedWeights,
+        named: list[tuple[str, torch.Tensor]],
         seed: int,
         dtype: str,
         max_model_len: int,
@@ -64,7 +68,7 @@ class EngineWorker:
         from transformers import AutoModelForCausalLM
 
         model = AutoModelForCausalLM.from_config(model_config, dtype=getattr(torch, dtype))
-        model.load_state_dict(dict(unpack(packed)))
+        model.load_state_dict(dict(named))
         if kind == "hf":
             from reasonrl.engines.hf import HFEngine
 
@@ -82,8 +86,8 @@ class EngineWorker:
 
         return {"pid": os.getpid(), "version": self.engine.version, "node": ray.get_runtime_context().get_node_id()}
 
-    def load(self, packed: PackedWeights, version: int) -> int:
-        self.engine.update_weights(unpack(packed, self.device), version)
+    def load(self, weights: Any, version: int) -> int:
+        self.engine.update_weights(self.transport.receive(weights, self.device), version)
         return version
 
     def abort(self, call_id: str) -> None:

@@ -34,6 +34,8 @@ class RayBackend:
         self._groups: list[PlacementGroup] = []
         self._engines: list[EngineReplicas] = []
         self._pools: list[ActorRewardPool] = []
+        if not config.colocate:
+            self._reserve_learner()
 
     def engine(
         self,
@@ -80,6 +82,19 @@ class RayBackend:
         wait_for(group.ready(), role="engine", method="placement_group.ready", timeout=timeout)
         self._groups.append(group)
         return group
+
+    def _reserve_learner(self) -> None:
+        """Hold the learner's CPUs/GPUs on the driver's node (`colocate: false`), so that no actor is placed
+        on them: the learner is this process, not an actor, and Ray would otherwise count them as free."""
+        bundle = {"CPU": self.config.learner.cpus, "GPU": self.config.learner.gpus}
+        bundle = {name: amount for name, amount in bundle.items() if amount > 0}
+        if not bundle:
+            return
+        here = ray.get_runtime_context().get_node_id()
+        group = placement_group([bundle], strategy="STRICT_PACK", _soft_target_node_id=here)
+        timeout = self.config.start_timeout_seconds
+        wait_for(group.ready(), role="learner", method="placement_group.ready", timeout=timeout)
+        self._groups.append(group)
 
     def reward_pool(self, terms: Sequence[TermLike] | None, workers: int, timeout_seconds: float) -> RewardPool:
         pool = ActorRewardPool(terms, workers=workers, timeout_seconds=timeout_seconds, config=self.config)

@@ -34,7 +34,7 @@ from reasonrl.config.schema import DistributedConfig
 from reasonrl.distributed.cluster import ACTOR_GONE, RestartBudget, wait_for, wait_until_up
 from reasonrl.distributed.engine_worker import EngineWorker
 from reasonrl.distributed.errors import DistributedError
-from reasonrl.distributed.weights import pack
+from reasonrl.distributed.weights import ObjectStoreWeights, WeightTransport
 from reasonrl.engines.base import Generation, GenerationRequest, SamplingSettings, TokenScores, mix_seed
 from reasonrl.engines.stops import response_text
 
@@ -93,13 +93,15 @@ class EngineReplicas:
         config: DistributedConfig,
         placement_group: PlacementGroup | None,
         version: int = 0,
+        transport: WeightTransport | None = None,
     ) -> None:
         self.version = version
         self.config = config
         self.tokenizer = spec.tokenizer
         self._budget = RestartBudget(ROLE, config.max_restarts, config.restart_window_seconds)
         started = time.perf_counter()
-        self._weights = ray.put(pack(named_tensors))
+        self.transport = transport or ObjectStoreWeights()
+        self._weights = self.transport.publish(named_tensors, version)
         # Ray re-runs the constructor with these same arguments on every restart: keep them alive for good.
         self._initial_weights = self._weights
         self._weights_version = version
@@ -127,6 +129,7 @@ class EngineReplicas:
                 spec.model_config,
                 spec.tokenizer,
                 self._weights,
+                transport=self.transport,
                 version=version,
                 seed=spec.seed if index == 0 else mix_seed(spec.seed, index),
                 dtype=spec.dtype,
@@ -154,9 +157,9 @@ class EngineReplicas:
 
     # ---- weights ---------------------------------------------------------------------------------------------
     def update_weights(self, named_tensors: Iterable[tuple[str, Any]], version: int) -> None:
-        """Publish version `version` once (one put, every replica loads the same reference)."""
+        """Publish version `version` once (`transport`; by default one put that every replica loads)."""
         started = time.perf_counter()
-        self._weights, self._weights_version = ray.put(pack(named_tensors)), version
+        self._weights, self._weights_version = self.transport.publish(named_tensors, version), version
         loads = [(r, r.handle.load.remote(self._weights, version)) for r in self.replicas]
         for replica, ref in loads:
             try:

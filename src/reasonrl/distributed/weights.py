@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Iterable
+from typing import Any, Protocol
 
 import numpy as np
+import ray
 import torch
 
 PackedWeights = list[tuple[str, np.ndarray, str]]  # (Hugging Face name, array, torch dtype name)
@@ -44,5 +46,30 @@ def unpack(packed: PackedWeights, device: str | torch.device = "cpu") -> list[tu
     return tensors
 
 
-def packed_bytes(packed: PackedWeights) -> int:
-    return sum(array.nbytes for _, array, _ in packed)
+class WeightTransport(Protocol):
+    """How a policy version reaches the engine replicas: the seam for GPU transports.
+
+    `publish` runs in the driver once per version; what it returns is what every replica's `load` receives,
+    and what a restarted replica reloads from, so it must stay valid until the next version. `receive` runs
+    in the engine actor and gives the named tensors on its device. `ObjectStoreWeights` (numpy through Ray's
+    object store) is what ships and works on CPUs and GPUs alike. A NCCL broadcast (learner and engines on
+    different GPUs) fits the same two calls: `publish` starts a bucketed broadcast from the learner and
+    returns the version's metadata, `receive` joins the group and copies the buckets in place; CUDA IPC
+    (learner and engine sharing a GPU) exports handles in `publish` and opens them in `receive`. See
+    docs/distributed.md.
+    """
+
+    def publish(self, named_tensors: Iterable[tuple[str, torch.Tensor]], version: int) -> Any: ...
+
+    def receive(self, payload: Any, device: str | torch.device) -> list[tuple[str, torch.Tensor]]: ...
+
+
+class ObjectStoreWeights:
+    """One `ray.put` of numpy arrays per version; every replica loads the same object (one copy per node)."""
+
+    def publish(self, named_tensors: Iterable[tuple[str, torch.Tensor]], version: int) -> Any:
+        del version  # the object is immutable; the caller tags it
+        return ray.put(pack(named_tensors))
+
+    def receive(self, payload: Any, device: str | torch.device) -> list[tuple[str, torch.Tensor]]:
+        return unpack(payload, device)
