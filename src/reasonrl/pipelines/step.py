@@ -14,7 +14,7 @@ from typing import Any
 
 from rich.console import Console
 
-from reasonrl.distributed.errors import RestartsExhausted
+from reasonrl.distributed.errors import DistributedError
 from reasonrl.evaluation.heldout import evaluate
 from reasonrl.pipelines.setup import Run
 from reasonrl.rollout.samples import Sample
@@ -79,13 +79,14 @@ def backend_metrics(run: Run, step_seconds: float) -> dict[str, float]:
 
 @contextmanager
 def checkpoint_on_lost_roles(run: Run, save: Callable[[], None]) -> Iterator[None]:
-    """A role that keeps dying (`distributed.max_restarts`) ends the run, after a checkpoint that `--resume`
-    continues from: the learner's last step, and every group in flight with its tokens so far."""
+    """A role that keeps dying (`distributed.max_restarts`) or does not come back in time ends the run, after a
+    checkpoint that `--resume` continues from: the learner's last step, and every group in flight with its
+    tokens so far."""
     try:
         yield
-    except (RestartsExhausted, RuntimeError) as failure:
-        error = failure if isinstance(failure, RestartsExhausted) else failure.__cause__  # via the producer thread
-        if not isinstance(error, RestartsExhausted):
+    except (DistributedError, RuntimeError) as failure:
+        error = failure if isinstance(failure, DistributedError) else failure.__cause__  # via the producer thread
+        if not isinstance(error, DistributedError):
             raise
         save()
         raise TrainingStopped(
