@@ -157,7 +157,7 @@ def test_every_field_is_documented_and_docs_are_fresh() -> None:
     assert schema["title"] == "RunConfig"
     assert set(schema["properties"]) == {
         "pipeline", "async_training", "model", "data", "rollout", "algorithm", "train", "eval", "logging",
-        "checkpoint", "backend",
+        "checkpoint", "backend", "distributed",
     }  # fmt: skip
 
 

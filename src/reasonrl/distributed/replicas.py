@@ -95,7 +95,6 @@ class EngineReplicas:
         version: int = 0,
         transport: WeightTransport | None = None,
     ) -> None:
-        self.version = version
         self.config = config
         self.tokenizer = spec.tokenizer
         self._budget = RestartBudget(ROLE, config.max_restarts, config.restart_window_seconds)
@@ -144,6 +143,16 @@ class EngineReplicas:
         self.start_seconds = time.perf_counter() - started
 
     @property
+    def version(self) -> int:
+        """The policy version the replicas sample from (the newest published)."""
+        return self._weights_version
+
+    @version.setter
+    def version(self, version: int) -> None:
+        """What a resumed run says the weights it started the replicas from are (`pipelines.setup.restore`)."""
+        self._weights_version = version
+
+    @property
     def _start(self) -> float:
         return self.config.start_timeout_seconds
 
@@ -159,14 +168,14 @@ class EngineReplicas:
     def update_weights(self, named_tensors: Iterable[tuple[str, Any]], version: int) -> None:
         """Publish version `version` once (`transport`; by default one put that every replica loads)."""
         started = time.perf_counter()
-        self._weights, self._weights_version = self.transport.publish(named_tensors, version), version
+        self._weights = self.transport.publish(named_tensors, version)
+        self._weights_version = version
         loads = [(r, r.handle.load.remote(self._weights, version)) for r in self.replicas]
         for replica, ref in loads:
             try:
                 wait_for(ref, role=ROLE, method="load", timeout=self._start)
             except ACTOR_GONE as error:  # the restart path loads the newest weights itself
                 self._recover(replica, f"died while loading weights: {error}", hung=False)
-        self.version = version
         self._metrics["weight_push_seconds"] += time.perf_counter() - started
 
     # ---- generation ------------------------------------------------------------------------------------------
@@ -197,16 +206,14 @@ class EngineReplicas:
             replica = self.replicas[i]
             while True:
                 try:
-                    out.extend(wait_for(ref, role=ROLE, method="score", timeout=self._deadline_for_scoring()))
+                    timeout = self.config.call_timeout_seconds
+                    out.extend(wait_for(ref, role=ROLE, method="score", timeout=timeout))
                     break
                 except (DistributedError, *ACTOR_GONE) as error:
                     hung = not isinstance(error, ACTOR_GONE)
                     self._recover(replica, f"score failed: {error}", hung=hung)
                     ref = replica.handle.score.remote(requests[a:b], distributions)
         return out
-
-    def _deadline_for_scoring(self) -> float:
-        return self.config.call_timeout_seconds
 
     # ---- recovery --------------------------------------------------------------------------------------------
     def _recover(self, replica: Replica, cause: str, *, hung: bool) -> None:
