@@ -17,6 +17,7 @@ prefixes stay with the scheduler and continue in a later call.
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 import time
@@ -105,6 +106,8 @@ class EngineReplicas:
         self._initial_weights = self._weights
         self._weights_version = version
         self._lock = threading.Lock()  # one generate at a time, as a local engine's caller guarantees
+        self._loads: list[tuple[Replica, Any]] = []  # weight loads in flight (`update_weights`)
+        self._loads_lock = threading.Lock()
         self._metrics = {"weight_push_seconds": time.perf_counter() - started, "transfer_seconds": 0.0}
         threads = config.engine.threads or max(1, int(config.engine.cpus))
         actor = ray.remote(EngineWorker)
@@ -166,15 +169,29 @@ class EngineReplicas:
 
     # ---- weights ---------------------------------------------------------------------------------------------
     def update_weights(self, named_tensors: Iterable[tuple[str, Any]], version: int) -> None:
-        """Publish version `version` once (`transport`; by default one put that every replica loads)."""
+        """Publish version `version` once (`transport`; by default one put that every replica loads). The loads
+        run while the driver goes on (logging, checkpoints, drawing the next prompts); the next call to the
+        replicas waits for them first, so nothing is ever served from older weights."""
+        self._settle_loads()
         started = time.perf_counter()
         self._weights = self.transport.publish(named_tensors, version)
         self._weights_version = version
-        loads = [(r, r.handle.load.remote(self._weights, version)) for r in self.replicas]
+        with self._loads_lock:
+            self._loads = [(r, r.handle.load.remote(self._weights, version)) for r in self.replicas]
+        self._metrics["weight_push_seconds"] += time.perf_counter() - started
+
+    def _settle_loads(self) -> None:
+        """Wait for the loads the last `update_weights` started; a replica that died meanwhile is restarted,
+        which loads the newest weights itself."""
+        with self._loads_lock:
+            loads, self._loads = self._loads, []
+        if not loads:
+            return
+        started = time.perf_counter()
         for replica, ref in loads:
             try:
                 wait_for(ref, role=ROLE, method="load", timeout=self._start)
-            except ACTOR_GONE as error:  # the restart path loads the newest weights itself
+            except ACTOR_GONE as error:
                 self._recover(replica, f"died while loading weights: {error}", hung=False)
         self._metrics["weight_push_seconds"] += time.perf_counter() - started
 
@@ -190,6 +207,7 @@ class EngineReplicas:
         if not requests:
             return []
         with self._lock:
+            self._settle_loads()
             return _Call(self, list(requests), sampling, on_finish, should_abort).run()
 
     def text(self, tokens: Sequence[int], sampling: SamplingSettings) -> str:
@@ -198,6 +216,7 @@ class EngineReplicas:
     def score(self, requests: Sequence[GenerationRequest], distributions: bool = False) -> list[TokenScores]:
         """Teacher-forced scores, sharded like `generate`; a replica lost on the way is restarted and asked
         again (scoring has no randomness, so the retry returns the same numbers)."""
+        self._settle_loads()
         requests = list(requests)
         bounds = shard_bounds(len(requests), len(self.replicas))
         out: list[TokenScores] = []
@@ -238,6 +257,8 @@ class EngineReplicas:
     def rng_state(self) -> dict[str, object]:
         """Each replica's sampling RNG; None for one that cannot answer (the checkpoint written as a run stops
         because a replica keeps dying must not need it: that replica then starts from its seed)."""
+        with contextlib.suppress(DistributedError):  # a replica that cannot load is reported as None below
+            self._settle_loads()
         states: list[object] = []
         for replica in self.replicas:
             try:
@@ -250,6 +271,7 @@ class EngineReplicas:
         return {**(states[0] or {}), "replicas": states}  # type: ignore[dict-item]
 
     def set_rng_state(self, state: dict[str, object]) -> None:
+        self._settle_loads()
         saved = state.get("replicas")
         if not isinstance(saved, list):  # a local run's checkpoint: its one engine is replica 0
             saved = [state]
