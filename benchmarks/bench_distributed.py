@@ -6,7 +6,10 @@ warm-up and mid-run evaluation so the steps are what is timed. Steady state = th
 the first 3 steps; start-up = the process's wall time minus its steps (imports, Ray, actors, the first and
 last held-out evaluation). A matmul timed in the same run gives the machine's state.
 
-    python benchmarks/bench_distributed.py [--steps 40] [--out benchmarks/results/distributed.json]
+Configurations run interleaved for `--rounds` rounds (this 2-core machine is noisy); each figure is the
+median over rounds, with every round's value kept in the JSON.
+
+    python benchmarks/bench_distributed.py [--steps 40] [--rounds 2] [--out benchmarks/results/distributed.json]
 """
 
 from __future__ import annotations
@@ -75,6 +78,18 @@ def run_one(name: str, steps: int) -> dict[str, Any]:
     return result
 
 
+def over_rounds(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Each number's median over the rounds; `rounds` keeps every round's result."""
+    merged: dict[str, Any] = {}
+    for key, value in runs[0].items():
+        if isinstance(value, float):
+            merged[key] = statistics.median(run[key] for run in runs)
+        else:
+            merged[key] = value
+    merged["rounds"] = runs
+    return merged
+
+
 def matmul_gflops() -> float:
     """bf16 matmul throughput right now (the hardware reference of this run)."""
     a = torch.randn(1024, 1024, dtype=torch.bfloat16)
@@ -89,10 +104,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
     parser.add_argument("--steps", type=int, default=40)
+    parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
     flops_before = matmul_gflops()
-    results = {name: run_one(name, args.steps) for name in args.configs}
+    rounds = [{name: run_one(name, args.steps) for name in args.configs} for _ in range(args.rounds)]
+    results = {name: over_rounds([r[name] for r in rounds]) for name in args.configs}
     flops_after = matmul_gflops()
     for name, r in results.items():
         print(
@@ -118,6 +135,7 @@ def main() -> None:
     payload = {
         "machine": platform.processor() or platform.machine(),
         "steps": args.steps,
+        "rounds": args.rounds,
         "bf16_matmul_gflops": [flops_before, flops_after],
         "ratios": ratios,
         **results,
