@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -26,11 +25,9 @@ class RayBackend:
 
     def __init__(self, config: DistributedConfig) -> None:
         self.config = config
-        started = time.perf_counter()
         self._owns_ray = not ray.is_initialized()
         connect(config)
         preflight(config, reward_actors=True)
-        self.connect_seconds = time.perf_counter() - started
         self._groups: list[PlacementGroup] = []
         self._engines: list[EngineReplicas] = []
         self._pools: list[ActorRewardPool] = []

@@ -143,7 +143,6 @@ class EngineReplicas:
             self.replicas.append(Replica(index, handle))
         for replica in self.replicas:
             self._note_up(replica, wait_until_up(replica.handle.ping.remote, role=ROLE, timeout=self._start))
-        self.start_seconds = time.perf_counter() - started
 
     @property
     def version(self) -> int:

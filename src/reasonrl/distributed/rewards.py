@@ -31,10 +31,15 @@ ROLE = "reward"
 class RewardWorker:
     """A `RewardPool` in an actor (a plain class; `ActorRewardPool` wraps it with `ray.remote`)."""
 
-    def __init__(self, terms: list[Any] | None, workers: int, timeout_seconds: float, sys_path: list[str]) -> None:
+    def __init__(
+        self, terms: list[Any] | None, workers: int, timeout_seconds: float, threads: int, sys_path: list[str]
+    ) -> None:
         for entry in reversed(sys_path):  # plug-ins importable as in the driver (same machine)
             if entry not in sys.path:
                 sys.path.insert(0, entry)
+        import torch
+
+        torch.set_num_threads(threads)  # for rewards scored in this process (algorithm.reward.workers: 0)
         self.pool = RewardPool(terms, workers=workers, timeout_seconds=timeout_seconds)
 
     def ping(self) -> dict[str, Any]:
@@ -67,8 +72,10 @@ class ActorRewardPool:
             max_restarts=-1,
             max_task_retries=0,
         )
+        threads = config.reward.threads or max(1, int(config.reward.cpus))
         self.handles = [
-            actor.remote(plain or None, workers, timeout_seconds, list(sys.path)) for _ in range(config.reward.replicas)
+            actor.remote(plain or None, workers, timeout_seconds, threads, list(sys.path))
+            for _ in range(config.reward.replicas)
         ]
         self.pids = [0] * len(self.handles)
         self.restarts = [0] * len(self.handles)
