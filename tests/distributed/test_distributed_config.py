@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
 from reasonrl.config import ConfigError, load_config
@@ -43,3 +46,33 @@ def test_a_ray_config_loads_with_its_roles() -> None:
     )
     assert (config.distributed.engine.replicas, config.distributed.engine.gpus) == (2, 0.5)
     assert config.distributed.reward.replicas == 3 and config.distributed.address == "auto"
+
+
+def test_the_local_backend_never_imports_ray() -> None:
+    """Ray stays optional: the pipelines, the CLI and a local run's backend import nothing of it."""
+    code = (
+        "import sys\n"
+        "import reasonrl.cli.app, reasonrl.pipelines.sync, reasonrl.pipelines.async_rl\n"
+        "from reasonrl.config import load_config\n"
+        "from reasonrl.distributed import backend_for\n"
+        "backend_for(load_config(None, []))\n"
+        "assert 'ray' not in sys.modules, sorted(m for m in sys.modules if m.startswith('ray'))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_without_ray_installed_the_error_says_how_to_install_it() -> None:
+    code = (
+        "import sys\n"
+        "sys.modules['ray'] = None  # as if it were not installed\n"
+        "from reasonrl.config import load_config\n"
+        "from reasonrl.distributed import backend_for\n"
+        "try:\n"
+        "    backend_for(load_config(None, ['distributed.backend=ray']))\n"
+        "except ValueError as error:\n"
+        "    print(error)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
+    assert "distributed.backend: ray needs the `ray` package" in done.stdout, done.stderr[-2000:]
+    assert "pip install -e .[ray]" in done.stdout and "distributed.backend: local" in done.stdout
