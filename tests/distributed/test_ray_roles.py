@@ -18,7 +18,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from reasonrl.config import load_config
 from reasonrl.config.schema import RewardTerm
 from reasonrl.data.records import Prompt
-from reasonrl.distributed import backend_for
+from reasonrl.distributed import EngineSite, backend_for
 from reasonrl.distributed.errors import PlacementError
 from reasonrl.distributed.ray_backend import RayBackend
 from reasonrl.engines.base import Generation, GenerationRequest, SamplingSettings
@@ -86,16 +86,8 @@ def two_engines(policy: tuple[Any, Any]) -> Iterator[Any]:
     """Two engine replicas of the tiny policy (one Ray backend for the module's tests)."""
     model, tokenizer = policy
     backend = ray_backend("distributed.engine.replicas=2", "distributed.engine.cpus=0.25")
-    engines = backend.engine(
-        "hf",
-        "auto",
-        learner_side(model, tokenizer),
-        pipeline="sync",
-        work_dir=Path("."),
-        seed=3,
-        dtype="auto",
-        max_model_len=128,
-    )
+    site = EngineSite("hf", "auto", learner_side(model, tokenizer), "sync", Path("."), 3, "auto", 128)
+    engines = backend.engine(site)
     yield engines
     backend.close()
 

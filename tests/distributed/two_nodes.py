@@ -15,7 +15,7 @@ from ray.cluster_utils import Cluster
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from reasonrl.config import load_config
-from reasonrl.distributed import backend_for
+from reasonrl.distributed import EngineSite, backend_for
 from reasonrl.engines.base import GenerationRequest, SamplingSettings
 from reasonrl.engines.factory import LearnerWeights
 from reasonrl.engines.hf import HFEngine
@@ -39,9 +39,7 @@ def main(model_dir: Path) -> None:
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     learner = LearnerWeights(model, model, tokenizer, lambda: model.state_dict().items(), torch.device("cpu"))
     backend = backend_for(config)
-    engines = backend.engine(
-        "hf", "auto", learner, pipeline="sync", work_dir=Path("."), seed=0, dtype="auto", max_model_len=64
-    )
+    engines = backend.engine(EngineSite("hf", "auto", learner, "sync", Path("."), 0, "auto", 64))
     replica = engines.replicas[0]  # type: ignore[attr-defined]
     sampling = SamplingSettings(max_new_tokens=5)
     requests = [GenerationRequest(tokenizer(f"{i}+1=")["input_ids"], seed=i) for i in range(6)]

@@ -5,6 +5,6 @@ modules of this package do, and only when `distributed.backend: ray` asks for th
 docs/distributed.md.
 """
 
-from reasonrl.distributed.backend import Backend, LocalBackend, backend_for
+from reasonrl.distributed.backend import Backend, EngineSite, LocalBackend, backend_for
 
-__all__ = ["Backend", "LocalBackend", "backend_for"]
+__all__ = ["Backend", "EngineSite", "LocalBackend", "backend_for"]

@@ -10,6 +10,7 @@ step (issue 15).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -19,22 +20,26 @@ from reasonrl.engines.factory import LearnerWeights, build_placed_engine
 from reasonrl.rewards.pool import RewardPool, TermLike
 
 
+@dataclass(frozen=True)
+class EngineSite:
+    """What a backend builds a rollout engine from: `build_placed_engine`'s arguments, plus the policy
+    version the learner's current weights are (`version`)."""
+
+    requested: str  # rollout.engine
+    placement: str  # rollout.placement
+    learner: LearnerWeights
+    pipeline: str
+    work_dir: Path
+    seed: int
+    dtype: str
+    max_model_len: int
+    options: Mapping[str, Any] = field(default_factory=dict)
+    version: int = 0
+
+
 class Backend(Protocol):
-    def engine(
-        self,
-        requested: str,
-        placement: str,
-        learner: LearnerWeights,
-        *,
-        pipeline: str,
-        work_dir: Path,
-        seed: int,
-        dtype: str,
-        max_model_len: int,
-        options: Mapping[str, Any] | None = None,
-        version: int = 0,
-    ) -> Engine:
-        """The rollout engine for `pipeline` (`build_placed_engine`'s arguments)."""
+    def engine(self, site: EngineSite) -> Engine:
+        """The rollout engine `site` describes."""
         ...
 
     def reward_pool(self, terms: Sequence[TermLike] | None, workers: int, timeout_seconds: float) -> RewardPool:
@@ -51,32 +56,19 @@ class Backend(Protocol):
 class LocalBackend:
     """Everything in this process: today's behaviour, the default and the debugging path (pdb works)."""
 
-    def engine(
-        self,
-        requested: str,
-        placement: str,
-        learner: LearnerWeights,
-        *,
-        pipeline: str,
-        work_dir: Path,
-        seed: int,
-        dtype: str,
-        max_model_len: int,
-        options: Mapping[str, Any] | None = None,
-        version: int = 0,
-    ) -> Engine:
+    def engine(self, site: EngineSite) -> Engine:
         engine = build_placed_engine(
-            requested,
-            placement,
-            learner,
-            pipeline=pipeline,
-            work_dir=work_dir,
-            seed=seed,
-            dtype=dtype,
-            max_model_len=max_model_len,
-            options=options,
+            site.requested,
+            site.placement,
+            site.learner,
+            pipeline=site.pipeline,
+            work_dir=site.work_dir,
+            seed=site.seed,
+            dtype=site.dtype,
+            max_model_len=site.max_model_len,
+            options=site.options,
         )
-        engine.version = version
+        engine.version = site.version
         return engine
 
     def reward_pool(self, terms: Sequence[TermLike] | None, workers: int, timeout_seconds: float) -> RewardPool:

@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping, Sequence
-from pathlib import Path
-from typing import Any
+from collections.abc import Sequence
 
 import ray
 from ray.util.placement_group import PlacementGroup, placement_group, remove_placement_group
 
 from reasonrl.config.schema import DistributedConfig
+from reasonrl.distributed.backend import EngineSite
 from reasonrl.distributed.cluster import connect, preflight, role_bundle, wait_for
 from reasonrl.distributed.replicas import EngineReplicas, EngineSpec
 from reasonrl.distributed.rewards import ActorRewardPool
 from reasonrl.engines.base import Engine
-from reasonrl.engines.factory import LearnerWeights
 from reasonrl.engines.vllm import vllm_available
 from reasonrl.rewards.pool import RewardPool, TermLike
 
@@ -34,37 +32,24 @@ class RayBackend:
         if not config.colocate:
             self._reserve_learner()
 
-    def engine(
-        self,
-        requested: str,
-        placement: str,
-        learner: LearnerWeights,
-        *,
-        pipeline: str,
-        work_dir: Path,
-        seed: int,
-        dtype: str,
-        max_model_len: int,
-        options: Mapping[str, Any] | None = None,
-        version: int = 0,
-    ) -> Engine:
+    def engine(self, site: EngineSite) -> Engine:
         """`distributed.engine.replicas` engines in one placement group (`placement_strategy`), started from the
-        learner's current weights. `placement` and `work_dir` do not apply: each actor is its own place and
-        receives the weights through the object store."""
-        del placement, work_dir, pipeline
+        learner's current weights. `site.placement` and `site.work_dir` do not apply: each actor is its own
+        place and receives the weights through the object store."""
+        requested, learner, dtype = site.requested, site.learner, site.dtype
         kind = requested if requested != "auto" else ("vllm" if self.config.engine.gpus and vllm_available() else "hf")
         group = self._placement_group()
         spec = EngineSpec(
             kind=kind,
             model_config=learner.base.config,
             tokenizer=learner.tokenizer,
-            seed=seed,
+            seed=site.seed,
             dtype=str(learner.base.dtype).removeprefix("torch.") if dtype == "auto" else dtype,
-            max_model_len=max_model_len,
-            options=dict(options or {}),
+            max_model_len=site.max_model_len,
+            options=dict(site.options),
             sys_path=list(sys.path),
         )
-        engines = EngineReplicas(spec, learner.weights(), self.config, group, version=version)
+        engines = EngineReplicas(spec, learner.weights(), self.config, group, version=site.version)
         self._engines.append(engines)
         return engines  # type: ignore[return-value]  # EngineReplicas is a StreamingEngine
 

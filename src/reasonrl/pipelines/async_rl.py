@@ -13,7 +13,7 @@ import logging
 import time
 from collections.abc import Callable
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -21,7 +21,7 @@ from rich.console import Console
 
 from reasonrl.config import RunConfig
 from reasonrl.engines.base import StreamingEngine
-from reasonrl.pipelines.setup import Run, build_run, learner_weights, max_model_len
+from reasonrl.pipelines.setup import Run, build_run, engine_site
 from reasonrl.pipelines.step import (
     backend_metrics,
     checkpoint_on_lost_roles,
@@ -63,19 +63,8 @@ def generation_engine(run: Run, seed: int) -> StreamingEngine:
     """The producer's engine, on its own copy of the learner's (merged) weights so that generation and
     updates overlap (`rollout.placement`; auto: an hf engine on the producer's thread, or, for
     `rollout.engine: vllm` or auto on a GPU, vLLM in a worker process)."""
-    config = run.config
-    return run.backend.engine(  # type: ignore[return-value]  # the hf engine, EngineProcess and Ray replicas stream
-        config.rollout.engine,
-        config.rollout.placement,
-        learner_weights(run.learner),
-        pipeline="async",
-        work_dir=run.directory.root,
-        seed=seed,
-        dtype=config.model.dtype,
-        max_model_len=max_model_len(run.learner),
-        options=config.rollout.engine_options,
-        version=run.version,
-    )
+    site = engine_site(run.config, run.learner, run.directory.root, version=run.version)
+    return run.backend.engine(replace(site, seed=seed))  # type: ignore[return-value]  # every async engine streams
 
 
 def thread_split(run: Run) -> tuple[int, int]:

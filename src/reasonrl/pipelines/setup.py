@@ -9,7 +9,7 @@ from __future__ import annotations
 import random
 import shutil
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +19,9 @@ import torch
 from reasonrl.config import RunConfig, dump_config
 from reasonrl.config.schema import SftConfig
 from reasonrl.data import Prompt, PromptSampler, heldout_prompts, load_source
-from reasonrl.distributed import Backend, LocalBackend, backend_for
+from reasonrl.distributed import Backend, EngineSite, LocalBackend, backend_for
 from reasonrl.engines.base import Engine, SamplingSettings
-from reasonrl.engines.factory import LearnerWeights, build_placed_engine
+from reasonrl.engines.factory import LearnerWeights
 from reasonrl.models.resolve import resolve_model_path
 from reasonrl.rewards import RewardPool
 from reasonrl.rewards.cat_labels import SynthesisLabelPool
@@ -213,20 +213,11 @@ def assemble_run(
     policy_folder, start = folders
     train_prompts, eval_prompts = prompts
     rollout = config.rollout
-    weights = learner_weights(learner, policy_folder)
-    engine_options = {
-        "pipeline": config.pipeline,
-        "work_dir": directory.root,
-        "seed": config.train.seed,
-        "dtype": config.model.dtype,
-        "max_model_len": max_model_len(learner),
-    }
+    site = engine_site(config, learner, directory.root, policy_folder)
     if engine is None:
-        rollout_engine = backend.engine(
-            rollout.engine, rollout.placement, weights, options=rollout.engine_options, **engine_options
-        )
+        rollout_engine = backend.engine(site)
     else:  # the async pipeline's held-out engine: colocated here, whatever the backend
-        rollout_engine = build_placed_engine(engine, "colocated", weights, **engine_options)  # type: ignore[arg-type]
+        rollout_engine = LocalBackend().engine(replace(site, requested=engine, placement="colocated", options={}))
     reward = config.algorithm.reward
     anchor = anchor_engine(config, learner, start) if reward.labels == "cat" else None
     episodes = episode_driver(config, learner.tokenizer)
@@ -293,6 +284,25 @@ def anchor_synthesizer(config: RunConfig, learner: Learner, anchor: Engine) -> A
         temperature=synthesis.temperature,
         top_p=config.rollout.top_p,
         stop=tuple(config.rollout.stop),
+    )
+
+
+def engine_site(
+    config: RunConfig, learner: Learner, work_dir: Path, model_dir: Path | None = None, *, version: int = 0
+) -> EngineSite:
+    """The rollout engine the config asks for, on the learner's current weights (`model_dir`: a folder of the
+    starting weights, what a colocated vLLM loads), for `Backend.engine`."""
+    return EngineSite(
+        requested=config.rollout.engine,
+        placement=config.rollout.placement,
+        learner=learner_weights(learner, model_dir),
+        pipeline=config.pipeline,
+        work_dir=work_dir,
+        seed=config.train.seed,
+        dtype=config.model.dtype,
+        max_model_len=max_model_len(learner),
+        options=config.rollout.engine_options,
+        version=version,
     )
 
 
