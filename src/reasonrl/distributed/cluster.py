@@ -10,6 +10,7 @@ names the role, the method and Ray's log folder.
 from __future__ import annotations
 
 import os
+import sys
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -124,6 +125,53 @@ def wait_for(ref: Any, *, role: str, method: str, timeout: float) -> Any:
             f"the {role} role did not answer {method} within {timeout:g} s; look in {logs_dir()} "
             "(monitor.log lists resource demands Ray cannot place; worker-*.err holds actors' tracebacks)"
         ) from error
+
+
+def shard_bounds(count: int, replicas: int) -> list[tuple[int, int]]:
+    """Contiguous [start, end) ranges over `count` requests, as even as possible, empty ones dropped."""
+    base, extra = divmod(count, replicas)
+    bounds, start = [], 0
+    for i in range(replicas):
+        end = start + base + (1 if i < extra else 0)
+        if end > start:
+            bounds.append((start, end))
+        start = end
+    return bounds
+
+
+def gather_shards(
+    count: int,
+    replicas: int,
+    submit: Callable[[int, int, int], Any],
+    recover: Callable[[int, BaseException, bool], None],
+    *,
+    role: str,
+    method: str,
+    timeout: Callable[[int, int], float],
+) -> list[Any]:
+    """The results of `submit(replica, start, end)` over contiguous shards of `count` items, concatenated in
+    order. A replica that dies or passes `timeout(start, end)` is recovered (`recover(replica, error, hung)`)
+    and asked again: for calls whose answer does not depend on the attempt (scoring)."""
+    bounds = shard_bounds(count, replicas)
+    refs = [submit(i, a, b) for i, (a, b) in enumerate(bounds)]
+    out: list[Any] = []
+    for i, ((a, b), ref) in enumerate(zip(bounds, refs, strict=True)):
+        while True:
+            try:
+                out.extend(wait_for(ref, role=role, method=method, timeout=timeout(a, b)))
+                break
+            except (DistributedError, *ACTOR_GONE) as error:
+                recover(i, error, not isinstance(error, ACTOR_GONE))
+                ref = submit(i, a, b)
+    return out
+
+
+def import_like_the_driver(sys_path: list[str]) -> None:
+    """Put the driver's import path in front of this actor's, so `module:name` plug-ins load here as they did
+    there (on the driver's machine; other nodes need the package installed)."""
+    for entry in reversed(sys_path):
+        if entry not in sys.path:
+            sys.path.insert(0, entry)
 
 
 def wait_until_up(ping: Callable[[], Any], *, role: str, timeout: float) -> Any:

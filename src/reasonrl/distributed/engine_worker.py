@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import queue
-import sys
 import tempfile
 import threading
 import time
@@ -19,6 +18,7 @@ from typing import Any
 
 import torch
 
+from reasonrl.distributed.cluster import import_like_the_driver
 from reasonrl.distributed.weights import WeightTransport
 from reasonrl.engines.base import Engine, Generation, GenerationRequest, SamplingSettings, TokenScores
 
@@ -43,9 +43,7 @@ class EngineWorker:
         options: dict[str, Any],
         sys_path: list[str],
     ) -> None:
-        for entry in reversed(sys_path):  # plug-ins importable as in the driver (same machine)
-            if entry not in sys.path:
-                sys.path.insert(0, entry)
+        import_like_the_driver(sys_path)
         torch.set_num_threads(threads)
         self.device = "cuda" if torch.cuda.is_available() else "cpu"
         self.transport = transport

@@ -32,7 +32,14 @@ from ray.util.placement_group import PlacementGroup
 from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
 from reasonrl.config.schema import DistributedConfig
-from reasonrl.distributed.cluster import ACTOR_GONE, RestartBudget, wait_for, wait_until_up
+from reasonrl.distributed.cluster import (
+    ACTOR_GONE,
+    RestartBudget,
+    gather_shards,
+    shard_bounds,
+    wait_for,
+    wait_until_up,
+)
 from reasonrl.distributed.engine_worker import EngineWorker
 from reasonrl.distributed.errors import DistributedError
 from reasonrl.distributed.weights import ObjectStoreWeights, WeightTransport
@@ -70,18 +77,6 @@ class EngineSpec:
     max_model_len: int
     options: dict[str, Any]
     sys_path: list[str]
-
-
-def shard_bounds(count: int, replicas: int) -> list[tuple[int, int]]:
-    """Contiguous [start, end) ranges over `count` requests, as even as possible, empty ones dropped."""
-    base, extra = divmod(count, replicas)
-    bounds, start = [], 0
-    for i in range(replicas):
-        end = start + base + (1 if i < extra else 0)
-        if end > start:
-            bounds.append((start, end))
-        start = end
-    return bounds
 
 
 class EngineReplicas:
@@ -217,21 +212,15 @@ class EngineReplicas:
         again (scoring has no randomness, so the retry returns the same numbers)."""
         self._settle_loads()
         requests = list(requests)
-        bounds = shard_bounds(len(requests), len(self.replicas))
-        out: list[TokenScores] = []
-        refs = [self.replicas[i].handle.score.remote(requests[a:b], distributions) for i, (a, b) in enumerate(bounds)]
-        for i, ((a, b), ref) in enumerate(zip(bounds, refs, strict=True)):
-            replica = self.replicas[i]
-            while True:
-                try:
-                    timeout = self.config.call_timeout_seconds
-                    out.extend(wait_for(ref, role=ROLE, method="score", timeout=timeout))
-                    break
-                except (DistributedError, *ACTOR_GONE) as error:
-                    hung = not isinstance(error, ACTOR_GONE)
-                    self._recover(replica, f"score failed: {error}", hung=hung)
-                    ref = replica.handle.score.remote(requests[a:b], distributions)
-        return out
+        return gather_shards(
+            len(requests),
+            len(self.replicas),
+            lambda i, a, b: self.replicas[i].handle.score.remote(requests[a:b], distributions),
+            lambda i, error, hung: self._recover(self.replicas[i], f"score failed: {error}", hung=hung),
+            role=ROLE,
+            method="score",
+            timeout=lambda a, b: self.config.call_timeout_seconds,
+        )
 
     # ---- recovery --------------------------------------------------------------------------------------------
     def _recover(self, replica: Replica, cause: str, *, hung: bool) -> None:

@@ -19,9 +19,7 @@ from typing import Any
 import ray
 
 from reasonrl.config.schema import DistributedConfig
-from reasonrl.distributed.cluster import ACTOR_GONE, RestartBudget, wait_for, wait_until_up
-from reasonrl.distributed.errors import DistributedError
-from reasonrl.distributed.replicas import shard_bounds
+from reasonrl.distributed.cluster import RestartBudget, gather_shards, import_like_the_driver, wait_until_up
 from reasonrl.rewards.pool import RewardPool, TermLike
 from reasonrl.rewards.single_response import RewardResult
 
@@ -34,9 +32,7 @@ class RewardWorker:
     def __init__(
         self, terms: list[Any] | None, workers: int, timeout_seconds: float, threads: int, sys_path: list[str]
     ) -> None:
-        for entry in reversed(sys_path):  # plug-ins importable as in the driver (same machine)
-            if entry not in sys.path:
-                sys.path.insert(0, entry)
+        import_like_the_driver(sys_path)
         import torch
 
         torch.set_num_threads(threads)  # for rewards scored in this process (algorithm.reward.workers: 0)
@@ -103,20 +99,17 @@ class ActorRewardPool:
         return self.config.call_timeout_seconds + rounds * (self.timeout_seconds + 1.0)
 
     def _score(self, prompts: list[Any], responses: list[str]) -> list[RewardResult]:
-        bounds = shard_bounds(len(prompts), len(self.handles))
-        refs = [self.handles[i].score.remote(prompts[a:b], responses[a:b]) for i, (a, b) in enumerate(bounds)]
-        results: list[RewardResult] = []
-        for i, ((a, b), ref) in enumerate(zip(bounds, refs, strict=True)):
-            while True:
-                try:
-                    results.extend(wait_for(ref, role=ROLE, method="score", timeout=self._deadline(b - a)))
-                    break
-                except (DistributedError, *ACTOR_GONE) as error:
-                    self._recover(i, error, hung=not isinstance(error, ACTOR_GONE))
-                    ref = self.handles[i].score.remote(prompts[a:b], responses[a:b])
-        return results
+        return gather_shards(
+            len(prompts),
+            len(self.handles),
+            lambda i, a, b: self.handles[i].score.remote(prompts[a:b], responses[a:b]),
+            self._recover,
+            role=ROLE,
+            method="score",
+            timeout=lambda a, b: self._deadline(b - a),
+        )
 
-    def _recover(self, index: int, error: BaseException, *, hung: bool) -> None:
+    def _recover(self, index: int, error: BaseException, hung: bool) -> None:
         if hung:
             ray.kill(self.handles[index], no_restart=False)
         self._budget.record(index, f"{'silent' if hung else 'died'}: {type(error).__name__}")
