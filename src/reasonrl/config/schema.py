@@ -723,10 +723,38 @@ class RoleResources(Section):
 
 
 class LearnerResources(Section):
-    """What the learner, which runs in the driver process, reserves (`distributed.backend: ray`)."""
+    """The learner (`distributed.backend: ray`): in the driver process (one replica), or data-parallel ranks
+    as Ray actors in one torch.distributed process group; see docs/distributed.md."""
 
-    cpus: float = Field(1.0, ge=0, description="Logical CPUs the learner needs on the driver's node.")
-    gpus: float = Field(0.0, ge=0, description="GPUs the learner needs on the driver's node.")
+    replicas: int = Field(
+        1,
+        ge=1,
+        le=1024,
+        description="Learner ranks: 1 = the learner runs in the driver; N > 1 = N Ray actors, each training on its "
+        "share of every batch (balanced by tokens) with the same update as one rank.",
+    )
+    strategy: Literal["ddp", "fsdp2"] = Field(
+        "ddp",
+        description="How ranks split the model (replicas > 1): ddp = a full replica per rank, gradients all-reduced; "
+        "fsdp2 = parameters, gradients and optimizer state sharded (torch's fully_shard).",
+    )
+    cpus: float = Field(1.0, ge=0, description="Logical CPUs the learner (each rank) needs; also its torch threads.")
+    gpus: float = Field(0.0, ge=0, description="GPUs the learner (each rank) needs.")
+    bucket_mb: int = Field(
+        128,
+        ge=1,
+        description="Size of the object-store buckets rank 0 publishes the weights in (replicas > 1): under "
+        "fsdp2, what it gathers beyond its shard at once.",
+    )
+
+    @model_validator(mode="after")
+    def _rank_options_need_ranks(self) -> LearnerResources:
+        if self.replicas == 1 and self.strategy != "ddp":
+            raise ValueError(
+                "distributed.learner.strategy acts only with several ranks; set distributed.learner.replicas >= 2 "
+                "or remove strategy"
+            )
+        return self
 
 
 class DistributedConfig(Section):
@@ -859,6 +887,13 @@ class RunConfig(Section):
     def _distributed_rules(self) -> None:
         if self.distributed.backend != "ray":
             return
+        learner = self.distributed.learner
+        if learner.replicas > 1 and learner.strategy == "fsdp2" and self.model.lora.enabled:
+            raise ValueError(
+                "distributed.learner.strategy fsdp2 with model.lora.enabled is not supported yet: the engines' "
+                "merged weights need the base and adapter tensors of a layer gathered together. Use strategy: ddp "
+                "with LoRA (the adapters are small; replicating the frozen base is what LoRA runs usually do)."
+            )
         if self.rollout.placement != "auto":
             raise ValueError(
                 f"rollout.placement {self.rollout.placement!r} places the engine in or beside this process, but "

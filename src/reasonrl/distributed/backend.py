@@ -1,10 +1,10 @@
 """The executor seam between the pipelines and where their parts run.
 
-A pipeline asks its `Backend` for the rollout engine and the reward pools; the local backend builds today's
-(`build_placed_engine`, `RewardPool`), the Ray backend builds engine replicas and reward workers as actors
-behind the same interfaces. The learner stays in the driver process either way (the controller, as in
-ROLL: tracebacks, progress and checkpoints live in one process); data-parallel learner ranks are the next
-step (issue 15).
+A pipeline asks its `Backend` for the learner, the rollout engine and the reward pools; the local backend
+builds today's (`Learner`, `build_placed_engine`, `RewardPool`), the Ray backend builds engine replicas and
+reward workers as actors behind the same interfaces, and, with `distributed.learner.replicas` > 1,
+data-parallel learner ranks as actors behind the learner's (`learner_group.LearnerGroup`). The driver stays the
+controller either way (as in ROLL: tracebacks, progress and checkpoints live in one process).
 """
 
 from __future__ import annotations
@@ -14,10 +14,27 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from reasonrl.config.schema import DistributedConfig, RunConfig
+from reasonrl.config.schema import AlgorithmConfig, DistributedConfig, ModelConfig, RunConfig, TrainConfig
 from reasonrl.engines.base import Engine
 from reasonrl.engines.factory import LearnerWeights, build_placed_engine
 from reasonrl.rewards.pool import RewardPool, TermLike
+from reasonrl.training.learner import Learner
+from reasonrl.training.models import pick_device
+
+
+@dataclass(frozen=True)
+class LearnerSite:
+    """What a backend builds the learner from: `Learner`'s arguments, plus a LoRA adapter to load on resume."""
+
+    folder: Path
+    model: ModelConfig
+    train: TrainConfig
+    algorithm: AlgorithmConfig
+    device: str  # backend.device: auto | cpu | cuda
+    max_new_tokens: int
+    reference_folder: Path | None = None
+    critic_folder: Path | None = None
+    adapter_folder: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -37,7 +54,28 @@ class EngineSite:
     version: int = 0
 
 
+def local_learner(site: LearnerSite) -> Learner:
+    """The learner in this process, as every backend builds it for one rank."""
+    learner = Learner(
+        site.folder,
+        site.model,
+        site.train,
+        site.algorithm,
+        pick_device(site.device),
+        max_new_tokens=site.max_new_tokens,
+        reference_folder=site.reference_folder,
+        critic_folder=site.critic_folder,
+    )
+    if site.adapter_folder is not None:
+        learner.load_adapter(site.adapter_folder)
+    return learner
+
+
 class Backend(Protocol):
+    def learner(self, site: LearnerSite) -> Learner:
+        """The learner `site` describes: in this process, or data-parallel ranks behind the same interface."""
+        ...
+
     def engine(self, site: EngineSite) -> Engine:
         """The rollout engine `site` describes."""
         ...
@@ -55,6 +93,9 @@ class Backend(Protocol):
 
 class LocalBackend:
     """Everything in this process: today's behaviour, the default and the debugging path (pdb works)."""
+
+    def learner(self, site: LearnerSite) -> Learner:
+        return local_learner(site)
 
     def engine(self, site: EngineSite) -> Engine:
         engine = build_placed_engine(

@@ -75,9 +75,10 @@ def preflight(config: DistributedConfig, reward_actors: bool) -> None:
     roles: list[tuple[str, dict[str, float], int]] = [("engine", role_bundle(config.engine), config.engine.replicas)]
     if reward_actors:
         roles.append(("reward", role_bundle(config.reward), config.reward.replicas))
-    if not config.colocate:
+    in_driver = config.learner.replicas == 1
+    if not config.colocate or not in_driver:  # learner ranks are actors: each holds its own bundle
         learner = {"CPU": config.learner.cpus, "GPU": config.learner.gpus}
-        roles.append(("learner", {k: v for k, v in learner.items() if v > 0}, 1))
+        roles.append(("learner", {k: v for k, v in learner.items() if v > 0}, config.learner.replicas))
     hint = (
         "Lower distributed.<role>.replicas, cpus or gpus, set distributed.colocate: true, or add nodes "
         "(`ray start --address=<head>:6379` on another machine)"
@@ -90,7 +91,7 @@ def preflight(config: DistributedConfig, reward_actors: bool) -> None:
                     f"distributed.{role}: one replica needs {_fmt(bundle)}, but no node has {name} {amount:g} "
                     f"(the largest has {largest:g}). {hint}"
                 )
-    if not config.colocate:  # the learner is this process: it needs its resources on this node
+    if not config.colocate and in_driver:  # the learner is this process: it needs its resources on this node
         here = ray.get_runtime_context().get_node_id()
         own = next((n.get("Resources", {}) for n in ray.nodes() if n.get("NodeID") == here), {})
         for name, amount in roles[-1][1].items():

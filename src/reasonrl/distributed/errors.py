@@ -14,3 +14,8 @@ class PlacementError(DistributedError):
 
 class RestartsExhausted(DistributedError):
     """A role kept dying or hanging: more than `distributed.max_restarts` restarts within the window."""
+
+
+class LearnerLost(DistributedError):
+    """A learner rank died or hung: the process group cannot go on, and nothing since the last checkpoint can
+    be saved (the lost rank held its part of the state)."""

@@ -1,4 +1,5 @@
-"""The Ray backend: engine replicas and reward workers as actors, the learner in this (driver) process."""
+"""The Ray backend: engine replicas and reward workers as actors; the learner in this (driver) process, or
+`distributed.learner.replicas` data-parallel ranks as actors."""
 
 from __future__ import annotations
 
@@ -9,13 +10,15 @@ import ray
 from ray.util.placement_group import PlacementGroup, placement_group, remove_placement_group
 
 from reasonrl.config.schema import DistributedConfig
-from reasonrl.distributed.backend import EngineSite
+from reasonrl.distributed.backend import EngineSite, LearnerSite, local_learner
 from reasonrl.distributed.cluster import connect, preflight, role_bundle, wait_for
+from reasonrl.distributed.learner_group import LearnerGroup
 from reasonrl.distributed.replicas import EngineReplicas, EngineSpec
 from reasonrl.distributed.rewards import ActorRewardPool
 from reasonrl.engines.base import Engine
 from reasonrl.engines.vllm import vllm_available
 from reasonrl.rewards.pool import RewardPool, TermLike
+from reasonrl.training.learner import Learner
 
 
 class RayBackend:
@@ -29,8 +32,26 @@ class RayBackend:
         self._groups: list[PlacementGroup] = []
         self._engines: list[EngineReplicas] = []
         self._pools: list[ActorRewardPool] = []
-        if not config.colocate:
+        self._learners: list[LearnerGroup] = []
+        if not config.colocate and config.learner.replicas == 1:
             self._reserve_learner()
+
+    def learner(self, site: LearnerSite) -> Learner:
+        """One rank: the learner in this process. Several: that many rank actors, one placement-group bundle each
+        (packed onto as few nodes as fit), in one process group."""
+        if self.config.learner.replicas == 1:
+            return local_learner(site)
+        bundle = {"CPU": self.config.learner.cpus, "GPU": self.config.learner.gpus}
+        bundle = {name: amount for name, amount in bundle.items() if amount > 0}
+        group = None
+        if bundle:
+            group = placement_group([bundle] * self.config.learner.replicas, strategy="PACK")
+            timeout = self.config.start_timeout_seconds
+            wait_for(group.ready(), role="learner", method="placement_group.ready", timeout=timeout)
+            self._groups.append(group)
+        learners = LearnerGroup(site, self.config, group)
+        self._learners.append(learners)
+        return learners  # type: ignore[return-value]  # the Learner interface the pipelines use
 
     def engine(self, site: EngineSite) -> Engine:
         """`distributed.engine.replicas` engines in one placement group (`placement_strategy`), started from the
@@ -85,6 +106,8 @@ class RayBackend:
 
     def metrics(self) -> dict[str, float]:
         out: dict[str, float] = {}
+        for learners in self._learners:
+            out |= learners.metrics()
         for engines in self._engines:
             out |= engines.metrics()
         for index, pool in enumerate(self._pools):
@@ -95,12 +118,14 @@ class RayBackend:
         return out
 
     def close(self) -> None:
+        for learners in self._learners:
+            learners.close()
         for pool in self._pools:
             pool.close()
         for engines in self._engines:
             engines.close()
         for group in self._groups:
             remove_placement_group(group)
-        self._pools, self._engines, self._groups = [], [], []
+        self._pools, self._engines, self._groups, self._learners = [], [], [], []
         if self._owns_ray:
             ray.shutdown()

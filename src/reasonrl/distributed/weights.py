@@ -9,7 +9,7 @@ int16 bit patterns and are viewed back on arrival.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any, Protocol
 
 import numpy as np
@@ -64,12 +64,60 @@ class WeightTransport(Protocol):
     def receive(self, payload: Any, device: str | torch.device) -> list[tuple[str, torch.Tensor]]: ...
 
 
+BUCKET_BYTES = 128 * 2**20  # one object-store put per bucket: what a sender holds beyond its own weights
+
+
 class ObjectStoreWeights:
-    """One `ray.put` of numpy arrays per version; every replica loads the same object (one copy per node)."""
+    """Weights put in the object store in buckets of about `bucket_bytes` (one object per bucket, each loaded by
+    every replica, one copy per node). Buckets bound what the sender materialises at once: a sharded learner
+    gathers one parameter at a time into the current bucket, puts it, and lets it go."""
+
+    def __init__(self, bucket_bytes: int = BUCKET_BYTES) -> None:
+        self.bucket_bytes = bucket_bytes
+        self.peak_bucket_bytes = 0  # the largest bucket of the last publish: what its sender held at once
+        self.published_bytes = 0  # all the bytes of the last publish
 
     def publish(self, named_tensors: Iterable[tuple[str, torch.Tensor]], version: int) -> Any:
-        del version  # the object is immutable; the caller tags it
-        return ray.put(pack(named_tensors))
+        del version  # the objects are immutable; the caller tags them
+        if isinstance(named_tensors, Published):  # a learner rank put them there already
+            return named_tensors.payload
+        refs, bucket, size = [], [], 0
+        self.peak_bucket_bytes = self.published_bytes = 0
+        for name, tensor in named_tensors:
+            bucket.append((name, tensor))
+            size += tensor.numel() * tensor.element_size()
+            if size >= self.bucket_bytes:
+                refs.append(self._put(bucket, size))
+                bucket, size = [], 0
+        if bucket or not refs:
+            refs.append(self._put(bucket, size))
+        return refs
+
+    def _put(self, bucket: list[tuple[str, torch.Tensor]], size: int) -> Any:
+        self.peak_bucket_bytes = max(self.peak_bucket_bytes, size)
+        self.published_bytes += size
+        return ray.put(pack(bucket))
 
     def receive(self, payload: Any, device: str | torch.device) -> list[tuple[str, torch.Tensor]]:
-        return unpack(payload, device)
+        tensors = []
+        for ref in payload:
+            tensors.extend(unpack(ray.get(ref), device))
+        return tensors
+
+
+class Published:
+    """Weights some other process already published with `ObjectStoreWeights` (a learner rank): the payload
+    passes through `publish` untouched. Iterating it fetches the tensors, for a consumer in this process."""
+
+    is_snapshot = True  # object-store objects are immutable: no copy is needed to keep this version
+
+    def __init__(self, payload: Any) -> None:
+        self.payload = payload
+
+    def items(self) -> Published:
+        """Itself: a snapshot's named tensors (`rollout.producer.weight_snapshot`'s interface)."""
+        return self
+
+    def __iter__(self) -> Iterator[tuple[str, torch.Tensor]]:
+        for ref in self.payload:
+            yield from unpack(ray.get(ref))

@@ -19,7 +19,7 @@ import torch
 from reasonrl.config import RunConfig, dump_config
 from reasonrl.config.schema import SftConfig
 from reasonrl.data import Prompt, PromptSampler, heldout_prompts, load_source
-from reasonrl.distributed import Backend, EngineSite, LocalBackend, backend_for
+from reasonrl.distributed import Backend, EngineSite, LearnerSite, LocalBackend, backend_for
 from reasonrl.engines.base import Engine, SamplingSettings
 from reasonrl.engines.factory import LearnerWeights
 from reasonrl.models.resolve import resolve_model_path
@@ -169,24 +169,23 @@ def build_run(config: RunConfig, *, resume: bool = False, sft_log: Any = None, e
     checkpoint = latest_checkpoint(directory.checkpoints_dir) if resume else None
     lora = config.model.lora.enabled
     policy_folder = checkpoint / "model" if checkpoint is not None and not lora else start
-    device = pick_device(config.backend.device)
-    rollout = config.rollout
-    learner = Learner(
-        policy_folder,
-        config.model,
-        config.train,
-        config.algorithm,
-        device,
-        reference_folder=start,
-        critic_folder=None
-        if config.algorithm.critic.model == "policy"
-        else resolve_model_path(config.algorithm.critic.model),
-        max_new_tokens=rollout.max_new_tokens,
-    )
-    if checkpoint is not None and lora:
-        learner.load_adapter(checkpoint / "model")
     backend = backend_for(config)
     try:
+        learner = backend.learner(
+            LearnerSite(
+                policy_folder,
+                config.model,
+                config.train,
+                config.algorithm,
+                config.backend.device,
+                max_new_tokens=config.rollout.max_new_tokens,
+                reference_folder=start,
+                critic_folder=None
+                if config.algorithm.critic.model == "policy"
+                else resolve_model_path(config.algorithm.critic.model),
+                adapter_folder=checkpoint / "model" if checkpoint is not None and lora else None,
+            )
+        )
         run = assemble_run(
             config, backend, learner, directory, tracker, (policy_folder, start), (train_prompts, eval_prompts), engine
         )
@@ -322,7 +321,7 @@ def max_model_len(learner: Learner) -> int:
 def restore(run: Run, checkpoint: Path) -> None:
     """Put every counter, RNG and cursor back to where checkpoint `checkpoint` left them."""
     trainer, pipeline = load_checkpoint(checkpoint)
-    run.learner.load_state_dict(trainer["learner"])
+    run.learner.restore(checkpoint, trainer["learner"])
     run.engine.set_rng_state(trainer["engine_rng"])
     if run.anchor is not None and "anchor_rng" in trainer:
         run.anchor.set_rng_state(trainer["anchor_rng"])

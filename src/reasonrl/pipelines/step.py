@@ -14,13 +14,13 @@ from typing import Any
 
 from rich.console import Console
 
-from reasonrl.distributed.errors import DistributedError
+from reasonrl.distributed.errors import DistributedError, LearnerLost
 from reasonrl.evaluation.heldout import evaluate
 from reasonrl.pipelines.setup import Run
 from reasonrl.rollout.samples import Sample
 from reasonrl.tracking import ProgressDisplay, Stopwatch
 from reasonrl.training.batch import Batch
-from reasonrl.training.checkpoint import save_checkpoint
+from reasonrl.training.checkpoint import latest_checkpoint, save_checkpoint
 
 
 class TrainingStopped(RuntimeError):
@@ -81,13 +81,18 @@ def backend_metrics(run: Run, step_seconds: float) -> dict[str, float]:
 def checkpoint_on_lost_roles(run: Run, save: Callable[[], None]) -> Iterator[None]:
     """A role that keeps dying (`distributed.max_restarts`) or does not come back in time ends the run, after a
     checkpoint that `--resume` continues from: the learner's last step, and every group in flight with its
-    tokens so far."""
+    tokens so far. A lost learner rank took its part of the learner's state with it: the run ends without one,
+    and `--resume` continues from the last checkpoint written."""
     try:
         yield
     except (DistributedError, RuntimeError) as failure:
         error = failure if isinstance(failure, DistributedError) else failure.__cause__  # via the producer thread
         if not isinstance(error, DistributedError):
             raise
+        if isinstance(error, LearnerLost):
+            last = latest_checkpoint(run.directory.checkpoints_dir)
+            where = f"the last checkpoint is {last}" if last is not None else "no checkpoint was written yet"
+            raise TrainingStopped(f"{error}\n{where}; run again with --resume to continue from it") from error
         save()
         raise TrainingStopped(
             f"{error}\ncheckpoint saved at step {run.step} in {run.directory.checkpoints_dir}; fix the cause and "
@@ -120,9 +125,8 @@ def write_checkpoint(
     save_checkpoint(
         run.directory.checkpoints_dir,
         run.step,
-        save_model=run.learner.save_model,
+        save_learner=run.learner.save,
         trainer_state={
-            "learner": run.learner.state_dict(),
             "engine_rng": run.engine.rng_state(),
             **({"anchor_rng": run.anchor.rng_state()} if run.anchor is not None else {}),
             **(trainer_state or {}),

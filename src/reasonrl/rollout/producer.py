@@ -48,7 +48,11 @@ from reasonrl.rollout.tree import TreeRollouts
 
 
 def weight_snapshot(named_tensors: Iterable[tuple[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
-    """A copy of the learner's weights: it keeps training its own tensors while the producer loads these."""
+    """A copy of the learner's weights: it keeps training its own tensors while the producer loads these.
+    Weights a learner rank published to the object store (`distributed.weights.Published`) are immutable and
+    pass as they are."""
+    if getattr(named_tensors, "is_snapshot", False):
+        return named_tensors  # type: ignore[return-value]
     return {name: tensor.detach().clone() for name, tensor in named_tensors}
 
 

@@ -21,7 +21,8 @@ from torch import nn
 from transformers import AttentionInterface, PreTrainedModel
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 
-from reasonrl.training.batch import Batch, micro_batches, model_inputs
+from reasonrl.training.batch import Batch, model_inputs
+from reasonrl.training.parallel import SINGLE, DataParallel, padding_part
 
 PROBE = "reasonrl_attention_probe"
 # Per probe pass: attention module -> (the implementation it normally uses, where its weights go).
@@ -107,10 +108,16 @@ def _capturing(modules: list[nn.Module]) -> Iterator[list[list[torch.Tensor]]]:
 
 @torch.no_grad()
 def probe_attention(
-    model: PreTrainedModel, batch: Batch, pad_id: int, layers: list[int], token_budget: int
+    model: PreTrainedModel,
+    batch: Batch,
+    pad_id: int,
+    layers: list[int],
+    token_budget: int,
+    parallel: DataParallel = SINGLE,
 ) -> list[torch.Tensor]:
     """Per row, a float32 CPU tensor [layers · heads, N, N] of its probe layers' attention over its own
-    prompt + response (N tokens), in length-bucketed micro-batches."""
+    prompt + response (N tokens), in length-bucketed micro-batches; with several learner ranks each probes its
+    own rows and every rank gets them all."""
     modules = attention_modules(model)
     chosen = [modules[layer] for layer in probe_layers(len(modules), layers)]
     device = next(model.parameters()).device
@@ -118,17 +125,21 @@ def probe_attention(
     was_training = model.training
     model.eval()
     try:
-        for group in micro_batches(batch, token_budget):
-            part = batch.select(group)
+        for group in parallel.micro_plan(batch, token_budget):
+            part = batch.select(group) if group is not None else padding_part(batch)
             inputs = model_inputs(part, pad_id).to(device)
             with _capturing(chosen) as sinks:
                 model(
                     input_ids=inputs.input_ids, attention_mask=inputs.attention_mask, use_cache=False, logits_to_keep=1
                 )
+            if group is None:
+                continue
             maps = torch.cat([sink[0] for sink in sinks], dim=1)  # [b, layers · heads, L, L]
             for index, row in enumerate(group):
                 length = len(batch.prompt_ids[row]) + len(batch.response_ids[row])
                 rows[row] = maps[index, :, :length, :length]
     finally:
         model.train(was_training)
+    for shard in parallel.gather_objects(rows):
+        rows |= shard
     return [rows[row] for row in range(len(batch))]

@@ -1,9 +1,11 @@
 """Checkpoints: a Hugging Face model folder plus everything needed to continue a run exactly.
 
 Layout of `RUN_DIR/checkpoints/step_000010/`: `model/` (save_pretrained + tokenizer, loadable by transformers
-and vLLM), `trainer.pt` (optimizer, scheduler, RNG states, engine sampling state, step and version counters),
-`state.json` (data cursor and other JSON-able pipeline state). Each is written into a temporary directory
-that is renamed into place, so a crash mid-save never leaves a half checkpoint that resume would trust.
+and vLLM), `learner/` (with several learner ranks: their sharded weights and optimizer states, written by
+`torch.distributed.checkpoint`), `trainer.pt` (optimizer, scheduler, RNG states, engine sampling state, step
+and version counters), `state.json` (data cursor and other JSON-able pipeline state). Each is written into a
+temporary directory that is renamed into place, so a crash mid-save never leaves a half checkpoint that resume
+would trust.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import json
 import random
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -49,21 +52,23 @@ def save_checkpoint(
     root: Path,
     step: int,
     *,
-    save_model: Any,
+    save_learner: Callable[[Path], dict[str, Any]],
     trainer_state: dict[str, Any],
     pipeline_state: dict[str, Any],
     keep_last: int,
 ) -> Path:
     """Write checkpoint `step` atomically under `root`, then delete all but the newest `keep_last`.
 
-    `save_model(folder)` writes the Hugging Face model and tokenizer into `folder`.
+    `save_learner(folder)` writes the learner's files into the checkpoint folder (`model/`, the Hugging Face
+    model and tokenizer; `learner/`, its sharded state with several ranks) and returns the rest of its state,
+    which goes into the trainer file under `learner`.
     """
     root.mkdir(parents=True, exist_ok=True)
     final = root / checkpoint_name(step)
     staging = Path(tempfile.mkdtemp(prefix=f".{checkpoint_name(step)}-", dir=root))
     try:
-        save_model(staging / "model")
-        torch.save({**trainer_state, "rng": rng_states()}, staging / TRAINER_FILE)
+        learner = save_learner(staging)
+        torch.save({**trainer_state, "learner": learner, "rng": rng_states()}, staging / TRAINER_FILE)
         (staging / STATE_FILE).write_text(json.dumps({"step": step, **pipeline_state}, indent=2))
         if final.exists():
             shutil.rmtree(final)

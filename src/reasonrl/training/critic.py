@@ -27,8 +27,9 @@ from reasonrl.algorithms import (
 )
 from reasonrl.algorithms.masking import masked_mean
 from reasonrl.config.schema import CriticConfig, ModelConfig, TrainConfig
-from reasonrl.training.batch import Batch, group_slices, micro_batches
+from reasonrl.training.batch import Batch, group_slices
 from reasonrl.training.models import load_tokenizer
+from reasonrl.training.parallel import SINGLE, DataParallel, padding_part
 from reasonrl.training.schedules import lr_lambda
 from reasonrl.training.stepping import add_metrics, apply_gradients
 from reasonrl.training.value_model import forward_values, load_value_model, score_values
@@ -44,6 +45,7 @@ class Critic:
         device: torch.device,
         *,
         policy_tokenizer: PreTrainedTokenizerBase,
+        parallel: DataParallel = SINGLE,
     ) -> None:
         if load_tokenizer(folder).get_vocab() != policy_tokenizer.get_vocab():
             raise ValueError(
@@ -56,7 +58,10 @@ class Critic:
         self.pad_id = int(policy_tokenizer.pad_token_id)
         # One optimizer over the ensemble: AdamW is per parameter and each critic's loss touches only its own
         # weights, so this equals K optimizers, except that grad_clip bounds the ensemble's joint norm.
+        self.parallel = parallel
         self.models = [load_value_model(folder, model_config, device) for _ in range(config.count)]
+        # What each critic's forward runs through: itself, its DDP wrapper, or itself sharded in place (FSDP2).
+        self.trained = [parallel.wrap(model, trainable=True) for model in self.models]
         self.parameters = [p for model in self.models for p in model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(
             self.parameters, lr=config.lr, betas=train.adam_betas, weight_decay=train.weight_decay
@@ -82,7 +87,7 @@ class Critic:
         (AsyPPO's masks I^A and I^H, 0/1 per token).
         """
         budget = self.train_config.micro_batch_tokens
-        each = torch.stack([score_values(model, batch, self.pad_id, budget) for model in self.models])
+        each = torch.stack([score_values(model, batch, self.pad_id, budget, self.parallel) for model in self.models])
         mask = batch.response_mask
         shards = critic_shards(len(batch), group_size, len(self.models))
         tensors = {
@@ -131,28 +136,35 @@ class Critic:
         totals: dict[str, float] = {}
         shards = mini.critic_shard
         assert shards is not None, "Critic.evaluate sets critic_shard"
-        for index, model in enumerate(self.models):
+        for index, model in enumerate(self.trained):
             own = mini.select((shards == index).nonzero().reshape(-1).tolist())
-            for rows in micro_batches(own, self.train_config.micro_batch_tokens):
-                part = own.select(rows)
+            if not len(own):
+                continue
+            plan = self.parallel.micro_plan(own, self.train_config.micro_batch_tokens)
+            for step, rows in enumerate(plan):
+                part = own.select(rows) if rows is not None else padding_part(own)
                 assert part.shard_values is not None and part.returns is not None
                 device = next(model.parameters()).device
                 mask = part.response_mask.to(device)
-                per_token, metrics = value_loss(
-                    forward_values(model, part, self.pad_id),
-                    part.shard_values.to(device),
-                    part.returns.to(device),
-                    mask,
-                    clip=self.config.value_clip,
-                )
-                # Every critic's tokens over the whole mini-batch's count: Σ_m Σ_{t ∈ shard m} ℓ_t / N.
-                loss = aggregate_loss(per_token, mask, "token-mean", denominator=tokens.to(device))
-                loss.backward()
+                with self.parallel.gradient_sync(model, last=step == len(plan) - 1):
+                    per_token, metrics = value_loss(
+                        forward_values(model, part, self.pad_id),  # type: ignore[arg-type]
+                        part.shard_values.to(device),
+                        part.returns.to(device),
+                        mask,
+                        clip=self.config.value_clip,
+                    )
+                    # Every critic's tokens over the whole mini-batch's count: Σ_m Σ_{t ∈ shard m} ℓ_t / N.
+                    loss = aggregate_loss(per_token, mask, "token-mean", denominator=tokens.to(device))
+                    (loss * (self.parallel.loss_scale if rows is not None else 0.0)).backward()
+                if rows is None:
+                    continue
                 share = float(mask.sum().cpu() / tokens)
                 add_metrics(
                     totals,
                     {"critic/value_loss": loss.item(), **{f"critic/{k}": float(v) * share for k, v in metrics.items()}},
                 )
+        totals = self.parallel.combine_metrics(totals)
         norm, stepped = apply_gradients(
             self.optimizer, self.scheduler, self.parameters, self.train_config.grad_clip, totals["critic/value_loss"]
         )

@@ -6,7 +6,8 @@ import torch
 from transformers import PreTrainedModel
 
 from reasonrl.algorithms import entropy_from_logits, token_logprobs
-from reasonrl.training.batch import Batch, micro_batches, model_inputs, response_logits
+from reasonrl.training.batch import Batch, model_inputs, response_logits
+from reasonrl.training.parallel import SINGLE, DataParallel, padding_part
 
 
 def forward_responses(
@@ -45,16 +46,20 @@ def score_responses(
     token_budget: int,
     *,
     with_entropy: bool = False,
+    parallel: DataParallel = SINGLE,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """`forward_responses` over the whole batch in length-bucketed micro-batches, without gradients."""
+    """`forward_responses` over the whole batch in length-bucketed micro-batches, without gradients; with
+    several learner ranks each scores its own rows (`parallel.micro_plan`) and every rank gets the whole."""
     logprobs = torch.zeros_like(batch.response_mask)
     entropy = torch.zeros_like(batch.response_mask) if with_entropy else None
     was_training = model.training
     model.eval()
     try:
-        for rows in micro_batches(batch, token_budget):
-            part = batch.select(rows)
+        for rows in parallel.micro_plan(batch, token_budget):
+            part = batch.select(rows) if rows is not None else padding_part(batch)
             lp, ent = forward_responses(model, part, pad_id, with_entropy=with_entropy)
+            if rows is None:
+                continue
             width = part.response_mask.shape[1]
             index = torch.tensor(rows)
             logprobs[index, :width] = lp.float().cpu()
@@ -62,4 +67,4 @@ def score_responses(
                 entropy[index, :width] = ent.float().cpu()
     finally:
         model.train(was_training)
-    return logprobs, entropy
+    return parallel.gather_rows(logprobs), None if entropy is None else parallel.gather_rows(entropy)

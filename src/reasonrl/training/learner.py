@@ -19,7 +19,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from reasonrl.config.schema import AlgorithmConfig, ModelConfig, TrainConfig
 from reasonrl.training.attention_probe import probe_attention
-from reasonrl.training.batch import Batch, group_slices, micro_batches
+from reasonrl.training.batch import Batch, group_slices
 from reasonrl.training.critic import Critic
 from reasonrl.training.forward import forward_responses, score_responses
 from reasonrl.training.lora import merged_weights
@@ -33,8 +33,11 @@ from reasonrl.training.objective import (
     needs_critic,
     needs_reference,
 )
+from reasonrl.training.parallel import SINGLE, DataParallel, padding_part
 from reasonrl.training.schedules import lr_lambda
 from reasonrl.training.stepping import add_metrics, apply_gradients
+
+SHARDS_DIR = "learner"  # a checkpoint's sharded learner state, with several ranks
 
 
 class Learner:
@@ -49,9 +52,12 @@ class Learner:
         max_new_tokens: int,
         reference_folder: Path | None = None,
         critic_folder: Path | None = None,
+        parallel: DataParallel = SINGLE,
     ) -> None:
         """`reference_folder`: the frozen starting policy (default `folder`); `critic_folder`: the critic's
-        initial network when the estimator needs one (default the starting policy, a value head on its copy)."""
+        initial network when the estimator needs one (default the starting policy, a value head on its copy);
+        `parallel`: this process's rank among data-parallel learner ranks (`training.parallel`), one by default."""
+        self.parallel = parallel
         self.train_config = train
         self.algorithm = algorithm
         self.max_new_tokens = max_new_tokens
@@ -60,9 +66,11 @@ class Learner:
         self.pad_id = int(self.tokenizer.pad_token_id)
         self.model: PreTrainedModel = load_policy(folder, model_config, device)
         self.lora = model_config.lora.enabled
+        # The module the update's forward runs through: the model, or its DDP wrapper (FSDP2 shards in place).
+        self.trained = parallel.wrap(self.model, trainable=True)
         # With LoRA the frozen base *is* the reference (adapters disabled): no second copy in memory.
         self.reference = (
-            load_reference(reference_folder or folder, model_config, device)
+            parallel.wrap(load_reference(reference_folder or folder, model_config, device), trainable=False)
             if needs_reference(algorithm) and not self.lora
             else None
         )
@@ -78,6 +86,7 @@ class Learner:
                 algorithm.critic,
                 device,
                 policy_tokenizer=self.tokenizer,
+                parallel=parallel,
             )
             if needs_critic(algorithm)
             else None
@@ -106,18 +115,23 @@ class Learner:
 
     def policy_logprobs(self, batch: Batch) -> torch.Tensor:
         """Log-probs of the current policy before the update, no gradients."""
-        return score_responses(self.model, batch, self.pad_id, self.train_config.micro_batch_tokens)[0]
+        return self._score(self.model, batch)
+
+    def _score(self, model: torch.nn.Module, batch: Batch) -> torch.Tensor:
+        budget = self.train_config.micro_batch_tokens
+        return score_responses(model, batch, self.pad_id, budget, parallel=self.parallel)[0]  # type: ignore[arg-type]
 
     def probe_attention(self, batch: Batch, layers: list[int]) -> list[torch.Tensor]:
         """Per row, the attention maps [layers · heads, N, N] of the current policy's probe layers."""
-        return probe_attention(self.model, batch, self.pad_id, layers, self.train_config.micro_batch_tokens)
+        budget = self.train_config.micro_batch_tokens
+        return probe_attention(self.model, batch, self.pad_id, layers, budget, parallel=self.parallel)
 
     def reference_logprobs(self, batch: Batch) -> torch.Tensor:
         """Log-probs under the frozen initial policy (only called when a KL term needs them)."""
         if self.reference is not None:
-            return score_responses(self.reference, batch, self.pad_id, self.train_config.micro_batch_tokens)[0]
+            return self._score(self.reference, batch)
         with self.model.disable_adapter():  # type: ignore[attr-defined]
-            return score_responses(self.model, batch, self.pad_id, self.train_config.micro_batch_tokens)[0]
+            return self._score(self.model, batch)
 
     # ---- batch preparation ---------------------------------------------------------------------------
     def prepare(
@@ -193,19 +207,25 @@ class Learner:
         return metrics
 
     def _optimizer_step(self, mini: Batch) -> dict[str, float]:
+        """One optimizer step on `mini`: normalised by the whole mini-batch's counts, each rank's micro-batches
+        accumulated locally and reduced across ranks once, at the last (`training.parallel`)."""
         norms = Normalisers.of(mini, self.algorithm, self.max_new_tokens)
         self.optimizer.zero_grad(set_to_none=True)
         totals: dict[str, float] = {}
-        for rows in micro_batches(mini, self.train_config.micro_batch_tokens):
-            part = mini.select(rows)
-            logprobs, entropy = forward_responses(
-                self.model, part, self.pad_id, with_entropy=True, entropy_grad=self.algorithm.entropy_coef > 0
-            )
-            assert entropy is not None
-            terms, metrics = loss_terms(self.algorithm, part, logprobs, entropy, norms)
-            loss = torch.stack(list(terms.values())).sum()
-            loss.backward()
-            add_metrics(totals, {**{f"loss/{k}": v.item() for k, v in terms.items()}, **metrics})
+        plan = self.parallel.micro_plan(mini, self.train_config.micro_batch_tokens)
+        for index, rows in enumerate(plan):
+            part = mini.select(rows) if rows is not None else padding_part(mini)
+            with self.parallel.gradient_sync(self.trained, last=index == len(plan) - 1):
+                logprobs, entropy = forward_responses(
+                    self.trained, part, self.pad_id, with_entropy=True, entropy_grad=self.algorithm.entropy_coef > 0
+                )
+                assert entropy is not None
+                terms, metrics = loss_terms(self.algorithm, part, logprobs, entropy, norms)
+                loss = torch.stack(list(terms.values())).sum()
+                (loss * (self.parallel.loss_scale if rows is not None else 0.0)).backward()
+            if rows is not None:
+                add_metrics(totals, {**{f"loss/{k}": v.item() for k, v in terms.items()}, **metrics})
+        totals = self.parallel.combine_metrics(totals)
         loss_total = sum(v for k, v in totals.items() if k.startswith("loss/"))
         grad_norm, stepped = apply_gradients(
             self.optimizer, self.scheduler, self.trainable, self.train_config.grad_clip, loss_total
@@ -220,16 +240,26 @@ class Learner:
         """Full-model weights under Hugging Face names, LoRA merged in, for engines and checkpoints.
 
         With LoRA the merge is out of place (`lora.merged_weights`): peft's merge/unmerge round trip wrote to
-        the frozen base, which is also the KL reference, and in bf16 did not restore it bitwise.
+        the frozen base, which is also the KL reference, and in bf16 did not restore it bitwise. Under FSDP2
+        every rank must iterate (each tensor is all-gathered in turn) and only the leader receives tensors.
         """
-        if not self.lora:
-            yield from self.model.state_dict().items()
+        if self.lora:
+            yield from merged_weights(self.model.get_base_model())  # type: ignore[attr-defined]
             return
-        yield from merged_weights(self.model.get_base_model())  # type: ignore[attr-defined]
+        yield from self.parallel.full_tensors(iter(self.model.state_dict().items()))
 
     def save_model(self, folder: Path) -> None:
         """A Hugging Face folder loadable by transformers and vLLM; with LoRA, merged weights plus the
-        adapter alone in `folder/adapter` (what resume loads back onto the base model)."""
+        adapter alone in `folder/adapter` (what resume loads back onto the base model). With several ranks
+        the leader writes it (under FSDP2 from weights gathered one tensor at a time)."""
+        if self.parallel.sharded:
+            weights = dict(self.engine_weights())  # every rank gathers; only the leader holds the result
+            if self.parallel.leader:
+                self.model.save_pretrained(folder, state_dict=weights)
+                self.tokenizer.save_pretrained(folder)
+            return
+        if not self.parallel.leader:
+            return
         if self.lora:
             base = self.model.get_base_model()  # type: ignore[attr-defined]
             base.save_pretrained(folder, state_dict=dict(self.engine_weights()))
@@ -237,6 +267,66 @@ class Learner:
         else:
             self.model.save_pretrained(folder)
         self.tokenizer.save_pretrained(folder)
+
+    def save(self, folder: Path) -> dict[str, Any]:
+        """The learner's part of checkpoint `folder`: the Hugging Face model in `folder/model`; with several
+        ranks, the policy's and critics' weights and optimizer states sharded into `folder/learner`
+        (`torch.distributed.checkpoint`, each rank writing its own part). Returns the rest of its state, small
+        and the same on every rank, for the trainer file."""
+        self.save_model(folder / "model")
+        if self.parallel.world == 1:
+            return self.state_dict()
+        import torch.distributed.checkpoint as dcp
+
+        dcp.save(self._sharded_state(), checkpoint_id=folder / SHARDS_DIR)
+        rest: dict[str, Any] = {"scheduler": self.scheduler.state_dict(), "nonfinite_in_a_row": self.nonfinite_in_a_row}
+        if self.critic is not None:
+            rest["critic"] = {"scheduler": self.critic.scheduler.state_dict(), "steps_done": self.critic.steps_done}
+        return rest
+
+    def restore(self, folder: Path, state: dict[str, Any]) -> None:
+        """Continue from checkpoint `folder` and the state `save` returned for it."""
+        if self.parallel.world == 1:
+            self.load_state_dict(state)
+            return
+        import torch.distributed.checkpoint as dcp
+        from torch.distributed.checkpoint.state_dict import set_state_dict
+
+        if (self.critic is not None) != ("critic" in state):
+            raise ValueError(
+                "the checkpoint's critic does not match this run's (algorithm.advantage); resume with the algorithm "
+                "section of the original config"
+            )
+        sharded = self._sharded_state()
+        dcp.load(sharded, checkpoint_id=folder / SHARDS_DIR)
+        set_state_dict(
+            self.model, self.optimizer, model_state_dict=sharded["model"], optim_state_dict=sharded["optimizer"]
+        )
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.nonfinite_in_a_row = state["nonfinite_in_a_row"]
+        if self.critic is not None:
+            critics = torch.nn.ModuleList(self.critic.models)
+            set_state_dict(
+                critics,
+                self.critic.optimizer,
+                model_state_dict=sharded["critic_models"],
+                optim_state_dict=sharded["critic_optimizer"],
+            )
+            self.critic.scheduler.load_state_dict(state["critic"]["scheduler"])
+            self.critic.steps_done = state["critic"]["steps_done"]
+
+    def _sharded_state(self) -> dict[str, Any]:
+        """What `torch.distributed.checkpoint` saves and loads in place: each rank's part of the policy's and
+        the critics' weights and optimizer states (whole tensors under DDP, which DCP writes once)."""
+        from torch.distributed.checkpoint.state_dict import get_state_dict
+
+        model, optimizer = get_state_dict(self.model, self.optimizer)
+        state = {"model": model, "optimizer": optimizer}
+        if self.critic is not None:
+            # One container, so that the ensemble's parameter names stay distinct: "0.backbone...", "1....".
+            critics, critic_optimizer = get_state_dict(torch.nn.ModuleList(self.critic.models), self.critic.optimizer)
+            state |= {"critic_models": critics, "critic_optimizer": critic_optimizer}
+        return state
 
     def load_adapter(self, folder: Path) -> None:
         """Restore LoRA adapter weights saved by `save_model` (resume of a LoRA run)."""

@@ -29,8 +29,11 @@ def apply_gradients(
     loss: float,
 ) -> tuple[float, bool]:
     """Clip the gradient norm (grad_clip 0 = off) and step, unless the loss or the norm is not finite, in
-    which case the gradient is dropped and nothing moves. Returns (gradient norm, whether it stepped)."""
-    norm = float(torch.nn.utils.clip_grad_norm_(parameters, grad_clip if grad_clip > 0 else math.inf))
+    which case the gradient is dropped and nothing moves. Returns (gradient norm, whether it stepped). Under
+    FSDP2 the gradients are sharded and the norm comes back as a replicated DTensor: every rank reads the
+    same whole-model norm, so every rank makes the same decision."""
+    total = torch.nn.utils.clip_grad_norm_(parameters, grad_clip if grad_clip > 0 else math.inf)
+    norm = float(total.full_tensor() if hasattr(total, "full_tensor") else total)
     if math.isfinite(norm) and math.isfinite(loss):
         optimizer.step()
         scheduler.step()

@@ -9,8 +9,9 @@ from torch import nn
 from transformers import AutoModel, PreTrainedModel
 
 from reasonrl.config.schema import ModelConfig
-from reasonrl.training.batch import Batch, micro_batches, model_inputs
+from reasonrl.training.batch import Batch, model_inputs
 from reasonrl.training.models import loading_options
+from reasonrl.training.parallel import SINGLE, DataParallel, padding_part
 
 
 class ValueModel(nn.Module):
@@ -57,15 +58,20 @@ def forward_values(model: ValueModel, batch: Batch, pad_id: int) -> torch.Tensor
 
 
 @torch.no_grad()
-def score_values(model: ValueModel, batch: Batch, pad_id: int, token_budget: int) -> torch.Tensor:
-    """`forward_values` over the whole batch in length-bucketed micro-batches, without gradients, on the CPU."""
+def score_values(
+    model: nn.Module, batch: Batch, pad_id: int, token_budget: int, parallel: DataParallel = SINGLE
+) -> torch.Tensor:
+    """`forward_values` over the whole batch in length-bucketed micro-batches, without gradients, on the CPU;
+    with several learner ranks each scores its own rows and every rank gets the whole."""
     values = torch.zeros_like(batch.response_mask)
     was_training = model.training
     model.eval()
     try:
-        for rows in micro_batches(batch, token_budget):
-            part = batch.select(rows)
-            values[torch.tensor(rows), : part.response_mask.shape[1]] = forward_values(model, part, pad_id).cpu()
+        for rows in parallel.micro_plan(batch, token_budget):
+            part = batch.select(rows) if rows is not None else padding_part(batch)
+            scored = forward_values(model, part, pad_id).cpu()
+            if rows is not None:
+                values[torch.tensor(rows), : part.response_mask.shape[1]] = scored
     finally:
         model.train(was_training)
-    return values
+    return parallel.gather_rows(values)
