@@ -28,6 +28,8 @@ T = TypeVar("T")
 # ActorUnavailableError (a restarting actor) subclasses RayActorError in Ray 2.60; both mean "not now".
 ACTOR_GONE = (RayActorError,)
 
+RELEASE_GRACE_SECONDS = 10.0  # how long a placement that is short waits for resources being released
+
 
 def connect(config: DistributedConfig) -> None:
     """Join `config.address`, or start a local Ray instance sized to this machine; nothing if this process
@@ -105,8 +107,18 @@ def preflight(config: DistributedConfig, reward_actors: bool) -> None:
     for _, bundle, replicas in roles:
         for name, amount in bundle.items():
             needed[name] = needed.get(name, 0.0) + amount * replicas
-    short = {name: amount - available.get(name, 0.0) for name, amount in needed.items()}
-    short = {name: gap for name, gap in short.items() if gap > 1e-9}
+    # Ray returns a killed actor's resources a second or two after the kill (a previous run's, in one session):
+    # a placement the cluster could hold when idle waits a little for them.
+    total = {k: float(v) for k, v in ray.cluster_resources().items()}
+    fits_idle = all(amount <= total.get(name, 0.0) + 1e-9 for name, amount in needed.items())
+    deadline = time.monotonic() + (min(RELEASE_GRACE_SECONDS, config.start_timeout_seconds) if fits_idle else 0.0)
+    while True:
+        short = {name: amount - available.get(name, 0.0) for name, amount in needed.items()}
+        short = {name: gap for name, gap in short.items() if gap > 1e-9}
+        if not short or time.monotonic() > deadline:
+            break
+        time.sleep(0.25)
+        available = {k: float(v) for k, v in ray.available_resources().items()}
     if short:
         parts = [f"{role} {replicas} x {_fmt(bundle)}" for role, bundle, replicas in roles if bundle]
         culprit = max(roles, key=lambda r: sum(r[1].get(name, 0.0) * r[2] for name in short))[0]

@@ -267,6 +267,4 @@ def skeleton(folder: Path, config: ModelConfig) -> Any:
     if dtype == "auto":
         dtype = getattr(model_config, "torch_dtype", None) or torch.float32
     with torch.device("meta"):
-        return AutoModelForCausalLM.from_config(
-            model_config, dtype=dtype, trust_remote_code=config.trust_remote_code
-        )
+        return AutoModelForCausalLM.from_config(model_config, dtype=dtype, trust_remote_code=config.trust_remote_code)

@@ -246,7 +246,7 @@ class Learner:
         if self.lora:
             yield from merged_weights(self.model.get_base_model())  # type: ignore[attr-defined]
             return
-        yield from self.parallel.full_tensors(iter(self.model.state_dict().items()))
+        yield from self.parallel.full_tensors(self.model)
 
     def save_model(self, folder: Path) -> None:
         """A Hugging Face folder loadable by transformers and vLLM; with LoRA, merged weights plus the

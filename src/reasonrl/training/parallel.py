@@ -137,12 +137,21 @@ class DataParallel:
         module.set_requires_gradient_sync(False)  # type: ignore[operator]
         yield
 
-    def full_tensors(self, named: Iterator[tuple[str, torch.Tensor]]) -> Iterator[tuple[str, torch.Tensor]]:
-        """`named` (a state dict's items) as whole tensors, one at a time: under FSDP2 each shard is all-gathered
-        when its turn comes (every rank must iterate, in the same order) and only the leader keeps it; other
-        ranks yield nothing. Replicated models pass through on the leader."""
-        for name, tensor in named:
-            full = tensor.full_tensor() if hasattr(tensor, "full_tensor") else tensor
+    def full_tensors(self, model: nn.Module) -> Iterator[tuple[str, torch.Tensor]]:
+        """`model`'s state dict as whole tensors, one at a time: under FSDP2 each shard is all-gathered when its
+        turn comes (every rank must iterate, in the same order) and only the leader receives it; other ranks
+        yield nothing. A tied weight (embeddings shared with the LM head) is gathered once and yielded under both
+        names as one tensor, as an unsharded state dict shares it. Replicated models pass through on the leader."""
+        aliases = tied_names(model)
+        shared = {first for name, first in aliases.items() if name != first}
+        kept: dict[str, torch.Tensor] = {}
+        for name, tensor in model.state_dict().items():
+            first = aliases.get(name, name)
+            full = kept.get(first)
+            if full is None:
+                full = tensor.full_tensor() if hasattr(tensor, "full_tensor") else tensor
+                if first in shared:
+                    kept[first] = full
             if self.leader:
                 yield name, full
             del full
@@ -161,6 +170,12 @@ def balanced_rows(lengths: list[int], world: int) -> list[list[int]]:
         owned[rank].append(row)
         load[rank] += lengths[row]
     return [sorted(rows) for rows in owned]
+
+
+def tied_names(model: nn.Module) -> dict[str, str]:
+    """Each parameter name -> the first name of the same parameter (itself unless tied), the same on every rank."""
+    first: dict[int, str] = {}
+    return {name: first.setdefault(id(p), name) for name, p in model.named_parameters(remove_duplicate=False)}
 
 
 def decoder_layers(model: nn.Module) -> list[nn.Module]:
