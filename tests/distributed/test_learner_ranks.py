@@ -15,7 +15,7 @@ from safetensors.torch import load_file
 
 from reasonrl.config import load_config
 from reasonrl.distributed import learner_group
-from reasonrl.pipelines import sync
+from reasonrl.pipelines import async_rl, sync
 from reasonrl.pipelines.step import TrainingStopped
 
 from .conftest import RAY_SETS
@@ -113,3 +113,20 @@ def test_a_killed_rank_stops_the_run_and_resume_finishes_it_exactly(
     ]
     assert final[0].keys() == final[1].keys()
     assert all(final[0][name].equal(final[1][name]) for name in final[0])
+
+
+def test_async_lora_on_two_fsdp2_ranks_trains_as_the_local_learner(tmp_path: Path, varied_reward: str) -> None:
+    sets = ["pipeline=async", "async_training.max_staleness=0", "model.lora.enabled=true", "model.lora.r=4"]
+    run_async = [*SHORT, varied_reward, "train.steps=3", *sets]
+    async_rl.train(load_config(None, [*run_async, f"logging.run_dir={tmp_path / 'local'}"]))
+    # Two engines (the producer's and the held-out one) and three reward pools: rewards reserve no CPU here.
+    ranks = [
+        *RANKS,
+        "distributed.learner.strategy=fsdp2",
+        "distributed.reward.cpus=0",
+        "distributed.start_timeout_seconds=60",
+    ]
+    async_rl.train(load_config(None, [*run_async, f"logging.run_dir={tmp_path / 'ranks'}", *ranks]))
+    assert_same_training(training_rows(tmp_path / "local"), training_rows(tmp_path / "ranks"))
+    adapter = tmp_path / "ranks" / "checkpoints" / "step_000003" / "model" / "adapter" / "adapter_model.safetensors"
+    assert adapter.is_file()

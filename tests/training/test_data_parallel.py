@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 import torch
+from safetensors.torch import load_file
 
 from reasonrl.algorithms import LOSS_AGGREGATIONS
 from reasonrl.config import load_config
@@ -164,3 +165,35 @@ def test_a_sharded_checkpoint_continues_bit_for_bit(tiny_model_dir: Path, tmp_pa
     assert found["straight"].keys() == found["resumed"].keys()
     for name, tensor in found["straight"].items():
         assert torch.equal(tensor, found["resumed"][name]), name
+
+
+def lora_gradients(parallel: DataParallel, folder: Path, export: str) -> tuple[dict[str, torch.Tensor], ...]:
+    """The adapters' gradient after one update with a KL term (the adapter-free base is the reference), the
+    merged weights an engine receives after it, and what the exported Hugging Face folder holds."""
+    learner = build(folder, parallel, "model.lora.enabled=true", "model.lora.r=4", "algorithm.kl_coef=0.05")
+    grads, _ = one_update(learner)
+    merged = full_weights(learner)
+    learner.save_model(Path(export))
+    exported = load_file(Path(export) / "model.safetensors") if parallel.leader else {}
+    adapter = load_file(Path(export) / "adapter" / "adapter_model.safetensors") if parallel.leader else {}
+    return grads, merged, exported, adapter
+
+
+@pytest.mark.parametrize("strategy", ["ddp", "fsdp2"])
+def test_lora_on_two_ranks_gives_one_rank_adapters_and_merged_weights(
+    tiny_model_dir: Path, tmp_path: Path, strategy: str
+) -> None:
+    one_grads, one_weights, one_export, one_adapter = lora_gradients(SINGLE, tiny_model_dir, str(tmp_path / "one"))
+    two_grads, two_weights, two_export, two_adapter = run_ranks(
+        2, strategy, lora_gradients, tiny_model_dir, str(tmp_path / "two")
+    )
+    assert one_grads.keys() == two_grads.keys() and all("lora_" in name for name in one_grads)
+    for name, grad in one_grads.items():
+        assert float((grad - two_grads[name]).abs().max()) <= 1e-6, name
+    assert one_weights.keys() == two_weights.keys()
+    for name, weight in one_weights.items():
+        assert float((weight - two_weights[name]).abs().max()) <= 1e-5, name  # after one Adam step
+    # (A tied LM head is written once, or, when the one-rank merge copied it, twice: transformers loads both.)
+    assert set(two_export) <= set(one_export) and one_adapter.keys() == two_adapter.keys() and two_adapter
+    for name, weight in two_export.items():
+        assert torch.equal(weight, two_weights[name]), name  # the export is the engines' merged weights

@@ -887,13 +887,6 @@ class RunConfig(Section):
     def _distributed_rules(self) -> None:
         if self.distributed.backend != "ray":
             return
-        learner = self.distributed.learner
-        if learner.replicas > 1 and learner.strategy == "fsdp2" and self.model.lora.enabled:
-            raise ValueError(
-                "distributed.learner.strategy fsdp2 with model.lora.enabled is not supported yet: the engines' "
-                "merged weights need the base and adapter tensors of a layer gathered together. Use strategy: ddp "
-                "with LoRA (the adapters are small; replicating the frozen base is what LoRA runs usually do)."
-            )
         if self.rollout.placement != "auto":
             raise ValueError(
                 f"rollout.placement {self.rollout.placement!r} places the engine in or beside this process, but "

@@ -74,7 +74,6 @@ class LearnerRank:
             world_size=self.parallel.world,
             timeout=timedelta(seconds=timeout),
         )
-        torch.manual_seed(site.train.seed)  # as the driver's learner: the value head's init and LoRA's draw from it
         self.learner = Learner(
             site.folder,
             site.model,
@@ -86,8 +85,8 @@ class LearnerRank:
             critic_folder=site.critic_folder,
             parallel=self.parallel,
         )
-        if site.adapter_folder is not None:
-            self.learner.load_adapter(site.adapter_folder)
+        # A LoRA adapter to resume (`site.adapter_folder`) comes back with the rest of the sharded state, in
+        # `restore`: peft's loader cannot write whole tensors into FSDP2's shards.
         return os.getpid()
 
     def prepare(self, *args: Any, **kwargs: Any) -> tuple[Batch, dict[str, float]]:
@@ -140,6 +139,7 @@ class LearnerGroup:
         self.nonfinite_in_a_row = 0
         self.bucket_bytes = config.learner.bucket_mb * 2**20
         self._metrics: dict[str, float] = {}
+        self._published: Published | None = None  # this version's weights, once put
         learner = config.learner
         world = learner.replicas
         actor = ray.remote(LearnerRank)
@@ -180,17 +180,22 @@ class LearnerGroup:
 
     def update(self, batch: Batch, group_size: int) -> dict[str, float]:
         metrics, self.nonfinite_in_a_row = self._all("update", batch, group_size)[0]
+        self._published = None
         return metrics
 
     def engine_weights(self) -> Published:
         """The current weights, put in the object store by rank 0 in buckets (`distributed.learner.bucket_mb`):
-        an engine publishing them passes the objects on, and nothing passes through this process."""
+        an engine publishing them passes the objects on, and nothing passes through this process. Published
+        once per update, however many engines ask (the async pipeline's producer and held-out engine)."""
+        if self._published is not None:
+            return self._published
         started = time.perf_counter()
         payload, held = self._all("publish", self.bucket_bytes)[0]
         self._metrics["distributed/learner_push_seconds"] = time.perf_counter() - started
         self._metrics["distributed/learner_push_peak_bytes"] = held["push_peak_bytes"]
         self._metrics["distributed/learner_model_bytes"] = held["model_bytes"]
-        return Published(payload)
+        self._published = Published(payload)
+        return self._published
 
     def save(self, folder: Path) -> dict[str, Any]:
         """Every rank writes its part into `folder` (on a file system they all see); rank 0's small state."""

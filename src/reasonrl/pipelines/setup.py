@@ -215,8 +215,10 @@ def assemble_run(
     site = engine_site(config, learner, directory.root, policy_folder)
     if engine is None:
         rollout_engine = backend.engine(site)
-    else:  # the async pipeline's held-out engine: colocated here, whatever the backend
+    elif isinstance(learner, Learner):  # the async pipeline's held-out engine: colocated here, whatever the backend
         rollout_engine = LocalBackend().engine(replace(site, requested=engine, placement="colocated", options={}))
+    else:  # learner ranks hold the weights, not this process: the held-out engine is one more of the backend's
+        rollout_engine = backend.engine(replace(site, requested=engine, options={}))
     reward = config.algorithm.reward
     anchor = anchor_engine(config, learner, start) if reward.labels == "cat" else None
     episodes = episode_driver(config, learner.tokenizer)

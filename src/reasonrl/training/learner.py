@@ -22,7 +22,7 @@ from reasonrl.training.attention_probe import probe_attention
 from reasonrl.training.batch import Batch, group_slices
 from reasonrl.training.critic import Critic
 from reasonrl.training.forward import forward_responses, score_responses
-from reasonrl.training.lora import merged_weights
+from reasonrl.training.lora import merged_from_gathered, merged_weights
 from reasonrl.training.models import load_policy, load_reference, load_tokenizer
 from reasonrl.training.objective import (
     Normalisers,
@@ -64,6 +64,30 @@ class Learner:
         self.device = device
         self.tokenizer: PreTrainedTokenizerBase = load_tokenizer(folder)
         self.pad_id = int(self.tokenizer.pad_token_id)
+        # Initial adapter and value-head weights come from the run's seed alone, not from whatever drew from the
+        # global generator before (building a cached model, another rank's history): a cold and a warm model
+        # cache, or a learner in the driver and one in a rank, start from the same weights.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(train.seed)
+            self._build(folder, model_config, algorithm, device, reference_folder, critic_folder)
+        policy_steps = train.steps - (algorithm.critic.critic_only_steps if self.critic is not None else 0)
+        total_updates = max(1, policy_steps * train.ppo_epochs * train.mini_batches)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lr_lambda(train.lr_schedule, train.lr_warmup_steps, total_updates)
+        )
+        self.nonfinite_in_a_row = 0
+
+    def _build(
+        self,
+        folder: Path,
+        model_config: ModelConfig,
+        algorithm: AlgorithmConfig,
+        device: torch.device,
+        reference_folder: Path | None,
+        critic_folder: Path | None,
+    ) -> None:
+        """The policy (wrapped for this rank), its reference and optimizer, and the critic when one is needed."""
+        train, parallel = self.train_config, self.parallel
         self.model: PreTrainedModel = load_policy(folder, model_config, device)
         self.lora = model_config.lora.enabled
         # The module the update's forward runs through: the model, or its DDP wrapper (FSDP2 shards in place).
@@ -91,12 +115,6 @@ class Learner:
             if needs_critic(algorithm)
             else None
         )
-        policy_steps = train.steps - (algorithm.critic.critic_only_steps if self.critic is not None else 0)
-        total_updates = max(1, policy_steps * train.ppo_epochs * train.mini_batches)
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, lr_lambda(train.lr_schedule, train.lr_warmup_steps, total_updates)
-        )
-        self.nonfinite_in_a_row = 0
 
     # ---- log-probs -----------------------------------------------------------------------------------
     @property
@@ -244,29 +262,36 @@ class Learner:
         every rank must iterate (each tensor is all-gathered in turn) and only the leader receives tensors.
         """
         if self.lora:
-            yield from merged_weights(self.model.get_base_model())  # type: ignore[attr-defined]
+            base = self.model.get_base_model()  # type: ignore[attr-defined]
+            if self.parallel.sharded:
+                yield from merged_from_gathered(base, self.parallel.full_tensors(base))
+            else:
+                yield from merged_weights(base)
             return
         yield from self.parallel.full_tensors(self.model)
 
     def save_model(self, folder: Path) -> None:
         """A Hugging Face folder loadable by transformers and vLLM; with LoRA, merged weights plus the
         adapter alone in `folder/adapter` (what resume loads back onto the base model). With several ranks
-        the leader writes it (under FSDP2 from weights gathered one tensor at a time)."""
-        if self.parallel.sharded:
-            weights = dict(self.engine_weights())  # every rank gathers; only the leader holds the result
+        every rank takes part (under FSDP2 the weights are gathered one tensor at a time) and the leader writes."""
+        sharded = self.parallel.sharded
+        if not sharded and not self.parallel.leader:
+            return  # replicas: the leader's copy is the model
+        if self.lora:
+            merged = dict(self.engine_weights())
+            # peft's own adapter export reads the layers' parameters, which are shards under FSDP2.
+            adapter = (
+                {name: t for name, t in self.parallel.full_tensors(self.model) if "lora_" in name} if sharded else None
+            )
+            if self.parallel.leader:
+                self.model.get_base_model().save_pretrained(folder, state_dict=merged)  # type: ignore[attr-defined]
+                self.model.save_pretrained(folder / "adapter", state_dict=adapter)
+        else:
+            weights = dict(self.engine_weights()) if sharded else None
             if self.parallel.leader:
                 self.model.save_pretrained(folder, state_dict=weights)
-                self.tokenizer.save_pretrained(folder)
-            return
-        if not self.parallel.leader:
-            return
-        if self.lora:
-            base = self.model.get_base_model()  # type: ignore[attr-defined]
-            base.save_pretrained(folder, state_dict=dict(self.engine_weights()))
-            self.model.save_pretrained(folder / "adapter")
-        else:
-            self.model.save_pretrained(folder)
-        self.tokenizer.save_pretrained(folder)
+        if self.parallel.leader:
+            self.tokenizer.save_pretrained(folder)
 
     def save(self, folder: Path) -> dict[str, Any]:
         """The learner's part of checkpoint `folder`: the Hugging Face model in `folder/model`; with several

@@ -106,3 +106,69 @@ def _unsupported(layer: nn.Module, kinds: tuple[type, ...]) -> str | None:
         if getattr(layer, "lora_bias", {}).get(adapter, False):
             return f"adapter {adapter!r} has lora_bias, which merges into the bias as well"
     return None
+
+
+def merged_from_gathered(model: nn.Module, gathered: Iterator[tuple[str, Tensor]]) -> Iterator[tuple[str, Tensor]]:
+    """`merged_weights` for a sharded model (FSDP2), whose LoRA layers cannot compute a delta from their own
+    shards: `gathered` is peft's base-model state dict as whole tensors, one at a time (`DataParallel.
+    full_tensors`); each LoRA layer's base weight waits for its adapters' A and B (which follow it, and are
+    small) and goes out as W + ΔW, computed as peft's `Linear.get_delta_weight` computes it. Linear LoRA only.
+
+    Raises ValueError, before yielding anything, on a LoRA layer it cannot merge this way.
+    """
+    from peft.tuners.lora import Linear
+
+    layers = {path: layer for path, layer in _lora_layers(model)}
+    for path, layer in layers.items():
+        problem = _unsupported(layer, (Linear,))
+        if problem:
+            raise ValueError(f"cannot merge the LoRA layer {path!r} of a sharded model: {problem}. {UNSUPPORTED_FIX}")
+    pending: dict[str, dict[str, Tensor]] = {}
+    for name, tensor in gathered:
+        path, part = _lora_part(name, layers)
+        if path is None:
+            yield hf_name(name), tensor
+            continue
+        if part.startswith("base_layer.") and part != "base_layer.weight":
+            yield hf_name(name), tensor  # the bias: LoRA does not touch it
+            continue
+        pieces = pending.setdefault(path, {})
+        pieces[part] = tensor
+        layer = layers[path]
+        adapters = _adapters_to_merge(layer)
+        wanted = {"base_layer.weight"} | {f"lora_{ab}.{a}.weight" for a in adapters for ab in "AB"}
+        if wanted <= pieces.keys():
+            del pending[path]
+            yield f"{path}.weight", _merge(layer, pieces, adapters)
+
+
+@torch.no_grad()
+def _merge(layer: nn.Module, pieces: dict[str, Tensor], adapters: list[str]) -> Tensor:
+    """W + Σ ΔW over `adapters`, ΔW = transpose(B @ A) · scaling, with peft's float32 detour for bf16/fp16 on CPUs."""
+    from peft.utils.other import transpose
+
+    weight = pieces["base_layer.weight"].clone()
+    for adapter in adapters:
+        a, b = pieces[f"lora_A.{adapter}.weight"], pieces[f"lora_B.{adapter}.weight"]
+        upcast = b.device.type == "cpu" and b.dtype in (torch.float16, torch.bfloat16)
+        delta = transpose((b.float() @ a.float()) if upcast else b @ a, layer.fan_in_fan_out) * layer.scaling[adapter]
+        weight += delta.to(b.dtype) if upcast else delta
+    return weight
+
+
+def _lora_layers(model: nn.Module) -> Iterator[tuple[str, nn.Module]]:
+    from peft.tuners.lora import LoraLayer
+
+    for path, module in model.named_modules():
+        if isinstance(module, LoraLayer):
+            yield path, module
+
+
+def _lora_part(name: str, layers: dict[str, nn.Module]) -> tuple[str | None, str]:
+    """(the LoRA layer a state-dict key belongs to, the rest of the key), or (None, key)."""
+    for marker in (".base_layer.", ".lora_A.", ".lora_B."):
+        if marker in name:
+            path, rest = name.split(marker, 1)
+            if path in layers:
+                return path, marker[1:] + rest
+    return None, name
