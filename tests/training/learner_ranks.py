@@ -1,7 +1,8 @@
 """Run a learner on N gloo ranks in spawned processes (no Ray): the data-parallel arithmetic on its own.
 
 `run_ranks(world, strategy, task, *args)` starts `world` processes, each building its `DataParallel` view and
-calling `task(parallel, *args)`; rank 0's return value comes back. The Ray learner group runs the same
+calling `task(parallel, *args)`; rank 0's return value comes back. On a machine with CUDA the ranks use nccl,
+one GPU each. The Ray learner group runs the same
 `Learner` code in actors; these tests check the numbers, the group's tests check the plumbing.
 """
 
@@ -26,7 +27,10 @@ def _rank_main(
 ) -> None:
     torch.set_num_threads(1)
     init = f"file://{init_file}"
-    dist.init_process_group("gloo", init_method=init, rank=rank, world_size=world, timeout=timedelta(seconds=120))
+    backend = "nccl" if torch.cuda.is_available() else "gloo"
+    if backend == "nccl":
+        torch.cuda.set_device(rank)
+    dist.init_process_group(backend, init_method=init, rank=rank, world_size=world, timeout=timedelta(seconds=120))
     try:
         result = task(DataParallel(rank=rank, world=world, strategy=strategy), *args)  # type: ignore[arg-type]
         if rank == 0:

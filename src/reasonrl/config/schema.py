@@ -762,8 +762,8 @@ class DistributedConfig(Section):
 
     backend: Literal["local", "ray"] = Field(
         "local",
-        description="local = engines and rewards in this process (today's behaviour, the debugging path); ray = "
-        "rollout engines and reward workers as Ray actors, the learner in this (driver) process.",
+        description="local = everything in this process (the default, the debugging path); ray = rollout engines "
+        "and reward workers as Ray actors, the learner in this (driver) process or as ranks (learner.replicas).",
     )
     address: str | None = Field(
         None,
@@ -775,7 +775,9 @@ class DistributedConfig(Section):
         default_factory=lambda: RoleResources(cpus=0.0),
         description="Reward worker actors (each runs algorithm.reward.workers processes, with the same limits).",
     )
-    learner: LearnerResources = Field(default_factory=LearnerResources, description="The learner (the driver).")
+    learner: LearnerResources = Field(
+        default_factory=LearnerResources, description="The learner: in the driver, or data-parallel rank actors."
+    )
     colocate: bool = Field(
         True,
         description="The learner shares its node's CPUs/GPUs with the engines (the sync pipeline alternates "

@@ -42,8 +42,9 @@ class DataParallel:
 
     @property
     def sharded(self) -> bool:
-        """Whether parameters are split across ranks (FSDP2) rather than replicated."""
-        return self.world > 1 and self.strategy == "fsdp2"
+        """Whether the models are FSDP2 modules (DTensor parameters): `fsdp2` in a process group, of one rank
+        too (a one-GPU machine's smoke test of the sharded path)."""
+        return self.strategy == "fsdp2" and (self.world > 1 or dist.is_initialized())
 
     @property
     def leader(self) -> bool:
@@ -104,7 +105,7 @@ class DataParallel:
         """The module the forward passes run through: the model itself on one rank; under DDP the trained model
         in `DistributedDataParallel` (frozen ones stay plain replicas); under FSDP2 every model sharded in
         place by decoder layer, then at the root (`fully_shard`)."""
-        if self.world == 1:
+        if self.world == 1 and not self.sharded:
             return model
         if self.strategy == "ddp":
             if not trainable:
