@@ -25,6 +25,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.ray, pytest.mark.timeout(400), pytes
 
 QUANTILE = re.compile(r"_p\d+$")
 RANKS = [*RAY_SETS, "distributed.engine.cpus=0.25", "distributed.learner.replicas=2", "distributed.learner.cpus=0.5"]
+# Checkpoints every step (the killed run resumes from one) and 1 MiB buckets (the ~3 MB model in several).
+SETTINGS = ["checkpoint.every_steps=1", "distributed.learner.bucket_mb=1"]
 
 
 @pytest.fixture(scope="module")
@@ -40,6 +42,16 @@ def run(run_dir: Path, reward: str, *sets: str, resume: bool = False) -> dict[st
     return sync.train(config, resume=resume)
 
 
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory, varied_reward: str) -> Path:
+    """The local run and an uninterrupted run of each strategy, shared by the tests below."""
+    root = tmp_path_factory.mktemp("learner-ranks")
+    run(root / "local", varied_reward, *SETTINGS[:1])
+    for strategy in ("ddp", "fsdp2"):
+        run(root / strategy, varied_reward, *RANKS, *SETTINGS, f"distributed.learner.strategy={strategy}")
+    return root
+
+
 def assert_same_training(local: dict[int, dict[str, Any]], ranks: dict[int, dict[str, Any]]) -> None:
     assert local.keys() == ranks.keys() and len(local) == 3
     for step, row in local.items():
@@ -51,15 +63,8 @@ def assert_same_training(local: dict[int, dict[str, Any]], ranks: dict[int, dict
 
 
 @pytest.mark.parametrize("strategy", ["ddp", "fsdp2"])
-def test_two_ranks_train_as_the_local_learner(tmp_path: Path, varied_reward: str, strategy: str) -> None:
-    run(tmp_path / "local", varied_reward)
-    run(
-        tmp_path / strategy,
-        varied_reward,
-        *RANKS,
-        f"distributed.learner.strategy={strategy}",
-        "distributed.learner.bucket_mb=1",
-    )
+def test_two_ranks_train_as_the_local_learner(runs: Path, strategy: str) -> None:
+    tmp_path = runs
     assert_same_training(training_rows(tmp_path / "local"), training_rows(tmp_path / strategy))
     metrics = distributed_rows(tmp_path / strategy)[-1]
     assert metrics["distributed/learner0/pid"] != metrics["distributed/learner1/pid"]
@@ -81,10 +86,9 @@ def test_two_ranks_train_as_the_local_learner(tmp_path: Path, varied_reward: str
 
 
 def test_a_killed_rank_stops_the_run_and_resume_finishes_it_exactly(
-    tmp_path: Path, varied_reward: str, monkeypatch: pytest.MonkeyPatch
+    runs: Path, tmp_path: Path, varied_reward: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    sets = [*RANKS, "checkpoint.every_steps=1"]
-    run(tmp_path / "straight", varied_reward, *sets)
+    sets = [*RANKS, *SETTINGS]  # as the uninterrupted ddp run
 
     original = learner_group.LearnerGroup.update
     killed: list[int] = []
@@ -106,10 +110,10 @@ def test_a_killed_rank_stops_the_run_and_resume_finishes_it_exactly(
     monkeypatch.undo()
 
     run(tmp_path / "killed", varied_reward, *sets, resume=True)
-    assert training_rows(tmp_path / "killed") == training_rows(tmp_path / "straight")
+    assert training_rows(tmp_path / "killed") == training_rows(runs / "ddp")
     final = [
-        load_file(tmp_path / name / "checkpoints" / "step_000003" / "model" / "model.safetensors")
-        for name in ("straight", "killed")
+        load_file(folder / "checkpoints" / "step_000003" / "model" / "model.safetensors")
+        for folder in (runs / "ddp", tmp_path / "killed")
     ]
     assert final[0].keys() == final[1].keys()
     assert all(final[0][name].equal(final[1][name]) for name in final[0])
