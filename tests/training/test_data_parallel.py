@@ -100,9 +100,16 @@ def checkpoint_round_trip(parallel: DataParallel, folder: Path, work: str) -> di
     second = build(folder, parallel, *CURVE, *CRITIC)
     second.restore(Path(work), state)
     curve(second, 2)
+    lean = Path(work) / "lean"  # checkpoint.save_optimizer: false
+    lean_state = second.save(lean, optimizer=False)
+    third = build(folder, parallel, *CURVE, *CRITIC)
+    third.restore(lean, lean_state)
+    assert third.critic is not None
+    assert not third.optimizer.state and not third.critic.optimizer.state  # Adam's moments start again from zero
     return {
         "straight": straight,
         "resumed": full_weights(second),
+        "lean": full_weights(third),
         "files": sorted(p.name for p in Path(work).iterdir()),
     }
 
@@ -161,10 +168,11 @@ def test_two_ranks_follow_one_rank_loss_curves(tiny_model_dir: Path, strategy: s
 @pytest.mark.parametrize("strategy", ["ddp", "fsdp2"])
 def test_a_sharded_checkpoint_continues_bit_for_bit(tiny_model_dir: Path, tmp_path: Path, strategy: str) -> None:
     found = run_ranks(2, strategy, checkpoint_round_trip, tiny_model_dir, str(tmp_path / "checkpoint"))
-    assert found["files"] == ["learner", "model"]
-    assert found["straight"].keys() == found["resumed"].keys()
+    assert found["files"] == ["lean", "learner", "model"]
+    assert found["straight"].keys() == found["resumed"].keys() == found["lean"].keys()
     for name, tensor in found["straight"].items():
         assert torch.equal(tensor, found["resumed"][name]), name
+        assert torch.equal(found["resumed"][name], found["lean"][name]), name  # the weights came back whole
 
 
 def lora_gradients(parallel: DataParallel, folder: Path, export: str) -> tuple[dict[str, torch.Tensor], ...]:

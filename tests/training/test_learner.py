@@ -256,3 +256,21 @@ def test_select_slices_every_tensor_field_and_fill_refuses_unknown_names(tiny_mo
         assert torch.equal(sliced, expected), name
     with pytest.raises(AttributeError, match="no tensor field"):
         batch.fill(old_logprob=batch.response_mask)
+
+
+def test_a_checkpoint_without_optimizer_restores_weights_and_restarts_adam(
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    learner = make_learner(tiny_model_dir, "algorithm.advantage=gae")
+    tok = learner.tokenizer
+    prompts = [tok("3+4=")["input_ids"]] * GROUP
+    answers = [tok(t)["input_ids"] for t in ("7", "8", "12", "6")]
+    batch, _ = learner.prepare(prompts, answers, [[-1.0] * len(a) for a in answers], [1.0, 0.0, 0.0, 0.0], GROUP)
+    learner.update(batch, GROUP)
+    full, lean = learner.save(tmp_path / "full"), learner.save(tmp_path / "lean", optimizer=False)
+    assert "optimizer" in full and "optimizer" in full["critic"]
+    assert "optimizer" not in lean and "optimizer" not in lean["critic"]
+    resumed = make_learner(tiny_model_dir, "algorithm.advantage=gae")
+    resumed.restore(tmp_path / "lean", lean)
+    assert not resumed.optimizer.state and not resumed.critic.optimizer.state
+    assert resumed.scheduler.state_dict() == learner.scheduler.state_dict()

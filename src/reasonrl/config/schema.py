@@ -697,7 +697,11 @@ class CheckpointConfig(Section):
 
     every_steps: int = Field(0, ge=0, description="Save every N steps (0 = only at the end).")
     keep_last: int = Field(2, ge=1, description="Checkpoints kept; older ones are deleted.")
-    save_optimizer: bool = Field(True, description="Save optimizer and scheduler state (needed for exact resume).")
+    save_optimizer: bool = Field(
+        True,
+        description="Save the optimizers' moments, the bulk of a checkpoint (false: a resume restarts them from "
+        "zero, so it is not exact).",
+    )
 
 
 class BackendConfig(Section):

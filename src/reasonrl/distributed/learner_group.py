@@ -112,17 +112,11 @@ class LearnerRank:
         held = transport.peak_bucket_bytes if self.parallel.sharded else 0
         return payload, {"push_peak_bytes": float(held), "model_bytes": float(transport.published_bytes)}
 
-    def save(self, folder: str) -> dict[str, Any]:
-        return self.learner.save(Path(folder))
+    def save(self, folder: str, optimizer: bool) -> dict[str, Any]:
+        return self.learner.save(Path(folder), optimizer=optimizer)
 
     def restore(self, folder: str, state: dict[str, Any]) -> None:
         self.learner.restore(Path(folder), state)
-
-    def close(self) -> None:
-        import torch.distributed as dist
-
-        if dist.is_initialized():
-            dist.destroy_process_group()
 
 
 class LearnerGroup:
@@ -197,9 +191,9 @@ class LearnerGroup:
         self._published = Published(payload)
         return self._published
 
-    def save(self, folder: Path) -> dict[str, Any]:
+    def save(self, folder: Path, *, optimizer: bool = True) -> dict[str, Any]:
         """Every rank writes its part into `folder` (on a file system they all see); rank 0's small state."""
-        return self._all("save", str(folder))[0]
+        return self._all("save", str(folder), optimizer)[0]
 
     def restore(self, folder: Path, state: dict[str, Any]) -> None:
         self._all("restore", str(folder), state)

@@ -125,7 +125,7 @@ def write_checkpoint(
     save_checkpoint(
         run.directory.checkpoints_dir,
         run.step,
-        save_learner=run.learner.save,
+        save_learner=lambda folder: run.learner.save(folder, optimizer=run.config.checkpoint.save_optimizer),
         trainer_state={
             "engine_rng": run.engine.rng_state(),
             **({"anchor_rng": run.anchor.rng_state()} if run.anchor is not None else {}),

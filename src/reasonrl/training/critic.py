@@ -186,6 +186,7 @@ class Critic:
             )
         for model, weights in zip(self.models, state["models"], strict=True):
             model.load_state_dict(weights)
-        self.optimizer.load_state_dict(state["optimizer"])
+        if "optimizer" in state:  # absent with checkpoint.save_optimizer: false
+            self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.steps_done = state["steps_done"]

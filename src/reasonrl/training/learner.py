@@ -293,18 +293,28 @@ class Learner:
         if self.parallel.leader:
             self.tokenizer.save_pretrained(folder)
 
-    def save(self, folder: Path) -> dict[str, Any]:
+    def save(self, folder: Path, *, optimizer: bool = True) -> dict[str, Any]:
         """The learner's part of checkpoint `folder`: the Hugging Face model in `folder/model`; with several
-        ranks, the policy's and critics' weights and optimizer states sharded into `folder/learner`
+        ranks, the policy's and critics' weights (and optimizer states) sharded into `folder/learner`
         (`torch.distributed.checkpoint`, each rank writing its own part). Returns the rest of its state, small
-        and the same on every rank, for the trainer file."""
+        and the same on every rank, for the trainer file. `optimizer` False (`checkpoint.save_optimizer`) leaves
+        out the Adam moments, the bulk of a checkpoint: a resume then restarts them from zero, so it is no
+        longer exact."""
         self.save_model(folder / "model")
         if self.parallel.world == 1:
-            return self.state_dict()
+            state = self.state_dict()
+            if not optimizer:
+                state.pop("optimizer")
+                state.get("critic", {}).pop("optimizer", None)
+            return state
         import torch.distributed.checkpoint as dcp
 
-        dcp.save(self._sharded_state(), checkpoint_id=folder / SHARDS_DIR)
-        rest: dict[str, Any] = {"scheduler": self.scheduler.state_dict(), "nonfinite_in_a_row": self.nonfinite_in_a_row}
+        dcp.save(self._sharded_state(optimizer), checkpoint_id=folder / SHARDS_DIR)
+        rest: dict[str, Any] = {
+            "scheduler": self.scheduler.state_dict(),
+            "nonfinite_in_a_row": self.nonfinite_in_a_row,
+            "with_optimizer": optimizer,
+        }
         if self.critic is not None:
             rest["critic"] = {"scheduler": self.critic.scheduler.state_dict(), "steps_done": self.critic.steps_done}
         return rest
@@ -315,42 +325,44 @@ class Learner:
             self.load_state_dict(state)
             return
         import torch.distributed.checkpoint as dcp
-        from torch.distributed.checkpoint.state_dict import set_state_dict
+        from torch.distributed.checkpoint.state_dict import set_model_state_dict, set_optimizer_state_dict
 
         if (self.critic is not None) != ("critic" in state):
             raise ValueError(
                 "the checkpoint's critic does not match this run's (algorithm.advantage); resume with the algorithm "
                 "section of the original config"
             )
-        sharded = self._sharded_state()
+        with_optimizer = state["with_optimizer"]
+        sharded = self._sharded_state(with_optimizer)
         dcp.load(sharded, checkpoint_id=folder / SHARDS_DIR)
-        set_state_dict(
-            self.model, self.optimizer, model_state_dict=sharded["model"], optim_state_dict=sharded["optimizer"]
-        )
+        set_model_state_dict(self.model, sharded["model"])
+        if with_optimizer:
+            set_optimizer_state_dict(self.model, self.optimizer, sharded["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.nonfinite_in_a_row = state["nonfinite_in_a_row"]
         if self.critic is not None:
             critics = torch.nn.ModuleList(self.critic.models)
-            set_state_dict(
-                critics,
-                self.critic.optimizer,
-                model_state_dict=sharded["critic_models"],
-                optim_state_dict=sharded["critic_optimizer"],
-            )
+            set_model_state_dict(critics, sharded["critic_models"])
+            if with_optimizer:
+                set_optimizer_state_dict(critics, self.critic.optimizer, sharded["critic_optimizer"])
             self.critic.scheduler.load_state_dict(state["critic"]["scheduler"])
             self.critic.steps_done = state["critic"]["steps_done"]
 
-    def _sharded_state(self) -> dict[str, Any]:
+    def _sharded_state(self, optimizer: bool) -> dict[str, Any]:
         """What `torch.distributed.checkpoint` saves and loads in place: each rank's part of the policy's and
-        the critics' weights and optimizer states (whole tensors under DDP, which DCP writes once)."""
-        from torch.distributed.checkpoint.state_dict import get_state_dict
+        the critics' weights, and of their optimizer states with `optimizer` (whole tensors under DDP, which DCP
+        writes once)."""
+        from torch.distributed.checkpoint.state_dict import get_model_state_dict, get_optimizer_state_dict
 
-        model, optimizer = get_state_dict(self.model, self.optimizer)
-        state = {"model": model, "optimizer": optimizer}
+        state = {"model": get_model_state_dict(self.model)}
+        if optimizer:
+            state["optimizer"] = get_optimizer_state_dict(self.model, self.optimizer)
         if self.critic is not None:
             # One container, so that the ensemble's parameter names stay distinct: "0.backbone...", "1....".
-            critics, critic_optimizer = get_state_dict(torch.nn.ModuleList(self.critic.models), self.critic.optimizer)
-            state |= {"critic_models": critics, "critic_optimizer": critic_optimizer}
+            critics = torch.nn.ModuleList(self.critic.models)
+            state["critic_models"] = get_model_state_dict(critics)
+            if optimizer:
+                state["critic_optimizer"] = get_optimizer_state_dict(critics, self.critic.optimizer)
         return state
 
     def load_adapter(self, folder: Path) -> None:
@@ -372,7 +384,10 @@ class Learner:
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.optimizer.load_state_dict(state["optimizer"])
+        """`state_dict`'s state back; without an `optimizer` entry (`checkpoint.save_optimizer: false`) the Adam
+        moments start from zero."""
+        if "optimizer" in state:
+            self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.nonfinite_in_a_row = state["nonfinite_in_a_row"]
         if self.critic is not None:
