@@ -42,13 +42,23 @@ def run(run_dir: Path, reward: str, *sets: str, resume: bool = False) -> dict[st
     return sync.train(config, resume=resume)
 
 
+ASYNC_LORA = ["pipeline=async", "async_training.max_staleness=0", "model.lora.enabled=true", "model.lora.r=4"]
+# The async pipeline has two engines (the producer's and the held-out one) and three reward pools: rewards
+# reserve no CPU here.
+ASYNC_RANKS = ["distributed.reward.cpus=0", "distributed.start_timeout_seconds=60"]
+
+
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory, varied_reward: str) -> Path:
-    """The local run and an uninterrupted run of each strategy, shared by the tests below."""
+    """Uninterrupted runs shared by the tests below: sync with DDP ranks, async with LoRA on FSDP2 ranks, and the
+    local learner's run of each."""
     root = tmp_path_factory.mktemp("learner-ranks")
-    run(root / "local", varied_reward, *SETTINGS[:1])
-    for strategy in ("ddp", "fsdp2"):
-        run(root / strategy, varied_reward, *RANKS, *SETTINGS, f"distributed.learner.strategy={strategy}")
+    run(root / "local-ddp", varied_reward, *SETTINGS[:1])
+    run(root / "ddp", varied_reward, *RANKS, *SETTINGS, "distributed.learner.strategy=ddp")
+    run_async = [*SHORT, varied_reward, "train.steps=3", *ASYNC_LORA, *SETTINGS[:1]]
+    async_rl.train(load_config(None, [*run_async, f"logging.run_dir={root / 'local-fsdp2'}"]))
+    ranks = [*RANKS, *SETTINGS, *ASYNC_RANKS, "distributed.learner.strategy=fsdp2"]
+    async_rl.train(load_config(None, [*run_async, f"logging.run_dir={root / 'fsdp2'}", *ranks]))
     return root
 
 
@@ -64,11 +74,13 @@ def assert_same_training(local: dict[int, dict[str, Any]], ranks: dict[int, dict
 
 @pytest.mark.parametrize("strategy", ["ddp", "fsdp2"])
 def test_two_ranks_train_as_the_local_learner(runs: Path, strategy: str) -> None:
+    """ddp: the sync pipeline; fsdp2: the async one at staleness 0, with LoRA (the engines get merged weights)."""
     tmp_path = runs
-    assert_same_training(training_rows(tmp_path / "local"), training_rows(tmp_path / strategy))
+    assert_same_training(training_rows(tmp_path / f"local-{strategy}"), training_rows(tmp_path / strategy))
     metrics = distributed_rows(tmp_path / strategy)[-1]
     assert metrics["distributed/learner0/pid"] != metrics["distributed/learner1/pid"]
-    assert metrics["distributed/learner_push_seconds"] > 0 and metrics["distributed/engine0/weight_version"] == 3.0
+    # (async logs a step before it publishes that step's weights)
+    assert metrics["distributed/learner_push_seconds"] > 0 and metrics["distributed/engine0/weight_version"] >= 2.0
     model = metrics["distributed/learner_model_bytes"]
     assert model > 2**20  # the tiny model (~3 MB) went out in more than one 1 MiB bucket
     held = metrics["distributed/learner_push_peak_bytes"]
@@ -78,11 +90,15 @@ def test_two_ranks_train_as_the_local_learner(runs: Path, strategy: str) -> None
         assert held == 0
     checkpoint = tmp_path / strategy / "checkpoints" / "step_000003"
     assert (checkpoint / "learner" / ".metadata").is_file()  # torch.distributed.checkpoint's index
-    local_weights = load_file(tmp_path / "local" / "checkpoints" / "step_000003" / "model" / "model.safetensors")
+    local = tmp_path / f"local-{strategy}" / "checkpoints" / "step_000003" / "model"
+    local_weights = load_file(local / "model.safetensors")
     rank_weights = load_file(checkpoint / "model" / "model.safetensors")
-    assert local_weights.keys() == rank_weights.keys()
-    for name, tensor in local_weights.items():  # Adam divides by sqrt(v): rounding steers near-zero gradients
-        assert (tensor - rank_weights[name]).abs().max() < 1e-4, name
+    # (with LoRA the one-rank export writes the tied LM head twice, the sharded one once)
+    assert set(rank_weights) <= set(local_weights) and len(rank_weights) >= len(local_weights) - 1
+    for name, tensor in rank_weights.items():  # Adam divides by sqrt(v): rounding steers near-zero gradients
+        assert (tensor - local_weights[name]).abs().max() < 1e-4, name
+    if strategy == "fsdp2":
+        assert (checkpoint / "model" / "adapter" / "adapter_model.safetensors").is_file()
 
 
 def test_a_killed_rank_stops_the_run_and_resume_finishes_it_exactly(
@@ -117,20 +133,3 @@ def test_a_killed_rank_stops_the_run_and_resume_finishes_it_exactly(
     ]
     assert final[0].keys() == final[1].keys()
     assert all(final[0][name].equal(final[1][name]) for name in final[0])
-
-
-def test_async_lora_on_two_fsdp2_ranks_trains_as_the_local_learner(tmp_path: Path, varied_reward: str) -> None:
-    sets = ["pipeline=async", "async_training.max_staleness=0", "model.lora.enabled=true", "model.lora.r=4"]
-    run_async = [*SHORT, varied_reward, "train.steps=3", *sets]
-    async_rl.train(load_config(None, [*run_async, f"logging.run_dir={tmp_path / 'local'}"]))
-    # Two engines (the producer's and the held-out one) and three reward pools: rewards reserve no CPU here.
-    ranks = [
-        *RANKS,
-        "distributed.learner.strategy=fsdp2",
-        "distributed.reward.cpus=0",
-        "distributed.start_timeout_seconds=60",
-    ]
-    async_rl.train(load_config(None, [*run_async, f"logging.run_dir={tmp_path / 'ranks'}", *ranks]))
-    assert_same_training(training_rows(tmp_path / "local"), training_rows(tmp_path / "ranks"))
-    adapter = tmp_path / "ranks" / "checkpoints" / "step_000003" / "model" / "adapter" / "adapter_model.safetensors"
-    assert adapter.is_file()

@@ -132,9 +132,21 @@ def test_every_rank_runs_as_many_passes_as_the_busiest(tiny_model_dir: Path) -> 
     assert plans[3] == [None]  # three rows, four ranks: the last one only pads
 
 
+@pytest.fixture(scope="module")
+def one_rank_gradients(tiny_model_dir: Path) -> dict[str, Any]:
+    return gradients_per_mode(SINGLE, tiny_model_dir)
+
+
+@pytest.fixture(scope="module")
+def one_rank_curves(tiny_model_dir: Path) -> dict[str, list[dict[str, float]]]:
+    return curves(SINGLE, tiny_model_dir)
+
+
 @pytest.mark.parametrize("strategy", ["ddp", "fsdp2"])
-def test_two_ranks_give_one_rank_gradient_for_every_aggregation(tiny_model_dir: Path, strategy: str) -> None:
-    one = gradients_per_mode(SINGLE, tiny_model_dir)
+def test_two_ranks_give_one_rank_gradient_for_every_aggregation(
+    tiny_model_dir: Path, one_rank_gradients: dict[str, Any], strategy: str
+) -> None:
+    one = one_rank_gradients
     two = run_ranks(2, strategy, gradients_per_mode, tiny_model_dir)
     for mode in MODES:
         (grads_one, metrics_one), (grads_two, metrics_two) = one[mode], two[mode]
@@ -146,8 +158,10 @@ def test_two_ranks_give_one_rank_gradient_for_every_aggregation(tiny_model_dir: 
 
 
 @pytest.mark.parametrize("strategy", ["ddp", "fsdp2"])
-def test_two_ranks_follow_one_rank_loss_curves(tiny_model_dir: Path, strategy: str) -> None:
-    one = curves(SINGLE, tiny_model_dir)
+def test_two_ranks_follow_one_rank_loss_curves(
+    tiny_model_dir: Path, one_rank_curves: dict[str, list[dict[str, float]]], strategy: str
+) -> None:
+    one = one_rank_curves
     two = run_ranks(2, strategy, curves, tiny_model_dir)
     for name in ("curve", "critic"):
         assert len(one[name]) == len(two[name])
