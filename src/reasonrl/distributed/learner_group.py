@@ -38,6 +38,7 @@ from reasonrl.training.batch import Batch
 from reasonrl.training.models import load_tokenizer, pick_device
 
 ROLE = "learner"
+SETTLE_SECONDS = 10.0  # after a failed call, how long the other ranks' calls may take to fail too
 
 
 class LearnerRank:
@@ -228,6 +229,9 @@ class LearnerGroup:
                 ray.get(ready[0])
             return [ray.get(ref) for ref in refs]
         except BaseException as error:
+            # A dead rank's call may fail after its peers' (their collective broke first): let every call settle
+            # before telling a lost rank from an error in the work itself.
+            ray.wait(refs, num_returns=len(refs), timeout=SETTLE_SECONDS)
             lost = self._lost(refs)
             self.close()
             if lost and not isinstance(error, LearnerLost):
