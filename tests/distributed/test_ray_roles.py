@@ -59,6 +59,10 @@ def wait_until_idle() -> None:
         (["distributed.reward.resources={tpu_host: 1}"], "distributed.reward: one replica needs"),
         (["distributed.colocate=false", "distributed.learner.cpus=2"], "mostly for the learner role"),
         (["distributed.colocate=false", "distributed.learner.cpus=3"], "distributed.learner: one replica needs"),
+        (  # the async pipeline with learner ranks: two engines (rollouts, held-out) and two reward pools
+            ["pipeline=async", "distributed.learner.replicas=2", "distributed.learner.cpus=0.5"],
+            "engine 2 x {CPU: 0.5}; reward 2 x {CPU: 0.25}; learner 2 x {CPU: 0.5}",
+        ),
     ],
 )
 def test_an_impossible_placement_fails_within_seconds_naming_the_role(sets: list[str], expected: str) -> None:

@@ -126,10 +126,22 @@ def backend_for(config: RunConfig) -> Backend:
     """The backend `distributed.backend` names; Ray is imported only here, and only for `ray`."""
     if config.distributed.backend == "local":
         return LocalBackend()
-    return ray_backend(config.distributed)
+    return ray_backend(config.distributed, *role_groups(config))
 
 
-def ray_backend(config: DistributedConfig) -> Backend:
+def role_groups(config: RunConfig) -> tuple[int, int]:
+    """How many engine-replica groups and reward-actor groups the run builds, for the placement check: one
+    engine (the rollouts'), plus the async pipeline's held-out engine when learner ranks hold the weights (it
+    cannot share a module in the driver); the training pool, the verifier's own when the training reward
+    differs from it, and the async producer's pool."""
+    is_async = config.pipeline == "async"
+    reward = config.algorithm.reward
+    engines = 1 + int(is_async and config.distributed.learner.replicas > 1)
+    pools = 1 + int(bool(reward.functions) or reward.labels != "answer") + int(is_async)
+    return engines, pools
+
+
+def ray_backend(config: DistributedConfig, engine_groups: int = 1, reward_groups: int = 1) -> Backend:
     try:
         from reasonrl.distributed.ray_backend import RayBackend
     except ImportError as error:
@@ -137,4 +149,4 @@ def ray_backend(config: DistributedConfig) -> Backend:
             f"distributed.backend: ray needs the `ray` package ({error}); `pip install -e .[ray]` (or "
             "`pip install 'ray>=2.40'`), or set distributed.backend: local"
         ) from error
-    return RayBackend(config)
+    return RayBackend(config, engine_groups=engine_groups, reward_groups=reward_groups)

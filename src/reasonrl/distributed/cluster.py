@@ -69,14 +69,16 @@ def _fmt(resources: Mapping[str, float]) -> str:
     return "{" + ", ".join(f"{k}: {v:g}" for k, v in sorted(resources.items())) + "}"
 
 
-def preflight(config: DistributedConfig, reward_actors: bool) -> None:
+def preflight(config: DistributedConfig, *, engine_groups: int = 1, reward_groups: int = 1) -> None:
     """Fail now, naming the role and the shortfall, if the cluster cannot hold the placement: the roles'
-    summed requests against what is available, and each replica against the largest node."""
+    summed requests (`engine_groups` engines and `reward_groups` reward pools, each of its role's replicas)
+    against what is available, and each replica against the largest node."""
     available = {k: float(v) for k, v in ray.available_resources().items()}
     nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]
-    roles: list[tuple[str, dict[str, float], int]] = [("engine", role_bundle(config.engine), config.engine.replicas)]
-    if reward_actors:
-        roles.append(("reward", role_bundle(config.reward), config.reward.replicas))
+    roles: list[tuple[str, dict[str, float], int]] = [
+        ("engine", role_bundle(config.engine), config.engine.replicas * engine_groups),
+        ("reward", role_bundle(config.reward), config.reward.replicas * reward_groups),
+    ]
     in_driver = config.learner.replicas == 1
     if not config.colocate or not in_driver:  # learner ranks are actors: each holds its own bundle
         learner = {"CPU": config.learner.cpus, "GPU": config.learner.gpus}

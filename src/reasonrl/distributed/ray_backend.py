@@ -24,11 +24,13 @@ from reasonrl.training.learner import Learner
 class RayBackend:
     """Connects (or starts Ray) and checks the placement against the cluster before creating any actor."""
 
-    def __init__(self, config: DistributedConfig) -> None:
+    def __init__(self, config: DistributedConfig, *, engine_groups: int = 1, reward_groups: int = 1) -> None:
+        """`engine_groups` / `reward_groups`: how many engines and reward pools the run will ask for
+        (`backend.role_groups`), each of `distributed.engine.replicas` / `reward.replicas` actors."""
         self.config = config
         self._owns_ray = not ray.is_initialized()
         connect(config)
-        preflight(config, reward_actors=True)
+        preflight(config, engine_groups=engine_groups, reward_groups=reward_groups)
         self._groups: list[PlacementGroup] = []
         self._engines: list[EngineReplicas] = []
         self._pools: list[ActorRewardPool] = []
