@@ -742,7 +742,9 @@ class LearnerResources(Section):
         description="How ranks split the model (replicas > 1): ddp = a full replica per rank, gradients all-reduced; "
         "fsdp2 = parameters, gradients and optimizer state sharded (torch's fully_shard).",
     )
-    cpus: float = Field(1.0, ge=0, description="Logical CPUs the learner (each rank) needs; also its torch threads.")
+    cpus: float = Field(
+        1.0, ge=0, description="Logical CPUs the learner (each rank) reserves; a rank runs that many torch threads."
+    )
     gpus: float = Field(0.0, ge=0, description="GPUs the learner (each rank) needs.")
     bucket_mb: int = Field(
         128,

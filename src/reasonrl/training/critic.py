@@ -56,12 +56,12 @@ class Critic:
         self.config = config
         self.train_config = train
         self.pad_id = int(policy_tokenizer.pad_token_id)
-        # One optimizer over the ensemble: AdamW is per parameter and each critic's loss touches only its own
-        # weights, so this equals K optimizers, except that grad_clip bounds the ensemble's joint norm.
         self.parallel = parallel
         self.models = [load_value_model(folder, model_config, device) for _ in range(config.count)]
         # What each critic's forward runs through: itself, its DDP wrapper, or itself sharded in place (FSDP2).
         self.trained = [parallel.wrap(model, trainable=True) for model in self.models]
+        # One optimizer over the ensemble: AdamW is per parameter and each critic's loss touches only its own
+        # weights, so this equals K optimizers, except that grad_clip bounds the ensemble's joint norm.
         self.parameters = [p for model in self.models for p in model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(
             self.parameters, lr=config.lr, betas=train.adam_betas, weight_decay=train.weight_decay
