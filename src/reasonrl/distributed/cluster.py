@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 import ray
 from ray.exceptions import GetTimeoutError, RayActorError
 
-from reasonrl.config.schema import DistributedConfig, RoleResources
+from reasonrl.config.schema import DistributedConfig, LearnerResources, RoleResources
 from reasonrl.distributed.errors import DistributedError, PlacementError, RestartsExhausted
 
 T = TypeVar("T")
@@ -59,9 +59,10 @@ def logs_dir() -> str:
         return "/tmp/ray/session_latest/logs"
 
 
-def role_bundle(role: RoleResources) -> dict[str, float]:
-    """One replica's Ray resource request; zero entries left out (Ray rejects them in bundles)."""
-    bundle = {"CPU": role.cpus, "GPU": role.gpus, **role.resources}
+def role_bundle(role: RoleResources | LearnerResources) -> dict[str, float]:
+    """One replica's (or learner rank's) Ray resource request; zero entries left out (Ray rejects them in
+    bundles)."""
+    bundle = {"CPU": role.cpus, "GPU": role.gpus, **getattr(role, "resources", {})}
     return {name: amount for name, amount in bundle.items() if amount > 0}
 
 
@@ -81,8 +82,7 @@ def preflight(config: DistributedConfig, *, engine_groups: int = 1, reward_group
     ]
     in_driver = config.learner.replicas == 1
     if not config.colocate or not in_driver:  # learner ranks are actors: each holds its own bundle
-        learner = {"CPU": config.learner.cpus, "GPU": config.learner.gpus}
-        roles.append(("learner", {k: v for k, v in learner.items() if v > 0}, config.learner.replicas))
+        roles.append(("learner", role_bundle(config.learner), config.learner.replicas))
     hint = (
         "Lower distributed.<role>.replicas, cpus or gpus, set distributed.colocate: true, or add nodes "
         "(`ray start --address=<head>:6379` on another machine)"

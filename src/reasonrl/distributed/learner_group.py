@@ -103,11 +103,12 @@ class LearnerRank:
         """Rank 0: the weights put in the object store bucket by bucket (under FSDP2 each tensor is gathered in
         its turn, every rank taking part), and what the push held: the largest bucket of gathered tensors (zero
         for replicated weights, which are packed as views) and the whole model's bytes. Other ranks: None."""
-        named = self.learner.engine_weights()
         if not self.parallel.leader:
-            for _ in named:
-                pass
+            if self.parallel.sharded:  # take part in the gathers; replicas have nothing to do
+                for _ in self.learner.engine_weights():
+                    pass
             return None, {}
+        named = self.learner.engine_weights()
         transport = ObjectStoreWeights(bucket_bytes)
         payload = transport.publish(named, 0)
         held = transport.peak_bucket_bytes if self.parallel.sharded else 0

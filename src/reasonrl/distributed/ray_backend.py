@@ -43,8 +43,7 @@ class RayBackend:
         (packed onto as few nodes as fit), in one process group."""
         if self.config.learner.replicas == 1:
             return local_learner(site)
-        bundle = {"CPU": self.config.learner.cpus, "GPU": self.config.learner.gpus}
-        bundle = {name: amount for name, amount in bundle.items() if amount > 0}
+        bundle = role_bundle(self.config.learner)
         group = None
         if bundle:
             group = placement_group([bundle] * self.config.learner.replicas, strategy="PACK")
@@ -91,8 +90,7 @@ class RayBackend:
     def _reserve_learner(self) -> None:
         """Hold the learner's CPUs/GPUs on the driver's node (`colocate: false`), so that no actor is placed
         on them: the learner is this process, not an actor, and Ray would otherwise count them as free."""
-        bundle = {"CPU": self.config.learner.cpus, "GPU": self.config.learner.gpus}
-        bundle = {name: amount for name, amount in bundle.items() if amount > 0}
+        bundle = role_bundle(self.config.learner)
         if not bundle:
             return
         here = ray.get_runtime_context().get_node_id()

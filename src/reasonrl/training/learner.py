@@ -280,9 +280,8 @@ class Learner:
         if self.lora:
             merged = dict(self.engine_weights())
             # peft's own adapter export reads the layers' parameters, which are shards under FSDP2.
-            adapter = (
-                {name: t for name, t in self.parallel.full_tensors(self.model) if "lora_" in name} if sharded else None
-            )
+            # (only the adapter's tensors are gathered: the merged base weights came from `engine_weights`)
+            adapter = dict(self.parallel.full_tensors(self.model, lambda name: "lora_" in name)) if sharded else None
             if self.parallel.leader:
                 self.model.get_base_model().save_pretrained(folder, state_dict=merged)  # type: ignore[attr-defined]
                 self.model.save_pretrained(folder / "adapter", state_dict=adapter)

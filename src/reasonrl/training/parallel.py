@@ -17,7 +17,7 @@ FSDP2 average over ranks, so each rank scales its loss by the world size (a powe
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -138,15 +138,20 @@ class DataParallel:
         module.set_requires_gradient_sync(False)  # type: ignore[operator]
         yield
 
-    def full_tensors(self, model: nn.Module) -> Iterator[tuple[str, torch.Tensor]]:
-        """`model`'s state dict as whole tensors, one at a time: under FSDP2 each shard is all-gathered when its
-        turn comes (every rank must iterate, in the same order) and only the leader receives it; other ranks
-        yield nothing. A tied weight (embeddings shared with the LM head) is gathered once and yielded under both
-        names as one tensor, as an unsharded state dict shares it. Replicated models pass through on the leader."""
+    def full_tensors(
+        self, model: nn.Module, include: Callable[[str], bool] = lambda name: True
+    ) -> Iterator[tuple[str, torch.Tensor]]:
+        """`model`'s state dict (the names `include` accepts) as whole tensors, one at a time: under FSDP2 each
+        shard is all-gathered when its turn comes (every rank must iterate, in the same order) and only the
+        leader receives it; other ranks yield nothing. A tied weight (embeddings shared with the LM head) is
+        gathered once and yielded under both names as one tensor, as an unsharded state dict shares it.
+        Replicated models pass through on the leader."""
         aliases = tied_names(model)
         shared = {first for name, first in aliases.items() if name != first}
         kept: dict[str, torch.Tensor] = {}
         for name, tensor in model.state_dict().items():
+            if not include(name):
+                continue
             first = aliases.get(name, name)
             full = kept.get(first)
             if full is None:
